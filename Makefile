@@ -1,0 +1,24 @@
+# Both targets set up .venv on first use: a fresh machine needs only Python 3.11.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test bench clean
+
+$(VENV)/.installed: setup.py
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) -m experiments.quickstart
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q -n 2 tests
+
+bench: $(VENV)/.installed
+	$(PY) -m benchmarks.train_throughput
+
+clean:
+	rm -rf runs

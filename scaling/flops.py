@@ -1,0 +1,98 @@
+"""FLOP accounting for the LM under two named conventions, parameter counts, and MFU.
+
+Conventions (per token; training = forward + backward = 3 × forward, as both papers assume):
+- 'kaplan' (Kaplan et al. 2020, Table 1): 2N + 2·n_layer·n_ctx·d_attn, where N counts the
+  non-embedding weight matrices.
+- 'chinchilla' (Hoffmann et al. 2022, Appendix F): embeddings, QKV, attention logits, softmax,
+  attention·values, output projection, MLP and final logits, all counted as dense matmuls.
+
+Causal masking: Chinchilla counts the whole n_ctx × n_ctx score matrix, which is what our model
+computes (it masks, it does not skip). Kaplan's context term is half of the full QKᵀ plus A·V cost
+(4·n_layer·n_ctx·d_attn), i.e. what a kernel that skips the masked half would do.
+"""
+
+import functools
+import time
+
+import jax
+import jax.numpy as jnp
+from ml_collections import config_dict
+
+CONVENTIONS = ('kaplan', 'chinchilla')
+
+
+def _mlp_matrices(m: config_dict.ConfigDict) -> int:
+  return 3 if m.mlp == 'swiglu' else 2
+
+
+def lm_param_counts(m: config_dict.ConfigDict) -> dict[str, int]:
+  """Exact parameter counts of scaling.models.transformer.Transformer."""
+  D, V = m.d_model, m.vocab_size
+  per_layer = 4 * D * D + _mlp_matrices(m) * D * m.d_ff + 2 * D  # attention, MLP, two norms
+  nonembedding = m.n_layer * per_layer + D  # + final norm
+  embedding = V * D * (1 if m.tied_embeddings else 2)
+  return {'total': nonembedding + embedding, 'nonembedding': nonembedding}
+
+
+def lm_forward_flops_per_token(m: config_dict.ConfigDict, convention: str) -> float:
+  D, V, L, F, H = m.d_model, m.vocab_size, m.seq_len, m.d_ff, m.n_head
+  d_attn = D  # n_head × head_dim
+  mlp = 2 * _mlp_matrices(m) * D * F
+  if convention == 'kaplan':
+    n = m.n_layer * (4 * D * d_attn + _mlp_matrices(m) * D * F)
+    return 2 * n + 2 * m.n_layer * L * d_attn
+  if convention == 'chinchilla':
+    attention = 2 * 3 * D * d_attn + 2 * L * d_attn + 3 * H * L + 2 * L * d_attn + 2 * d_attn * D
+    return 2 * V * D + m.n_layer * (attention + mlp) + 2 * D * V
+  raise ValueError(f'unknown FLOP convention {convention!r}; use one of {CONVENTIONS}')
+
+
+def lm_train_flops_per_token(m: config_dict.ConfigDict) -> dict[str, float]:
+  return {c: 3 * lm_forward_flops_per_token(m, c) for c in CONVENTIONS}
+
+
+# bf16 dense peak FLOP/s per chip, from the vendors' data sheets (no sparsity).
+PEAK_FLOPS = (
+    ('h200', 989e12),
+    ('h100', 989e12),  # SXM
+    ('a100', 312e12),
+    ('v5 lite', 197e12),  # TPU v5e reports itself as 'TPU v5 lite'
+    ('v5e', 197e12),
+    ('v5p', 459e12),
+    ('v5', 459e12),
+    ('v4', 275e12),
+)
+
+
+def table_peak_flops(device_kind: str) -> float | None:
+  kind = device_kind.lower()
+  return next((peak for key, peak in PEAK_FLOPS if key in kind), None)
+
+
+@functools.cache
+def measured_cpu_peak_flops(dtype: str = 'float32', n: int = 1024, reps: int = 10) -> float:
+  """Best matmul FLOP/s of this host, shared by all of its (possibly fake) CPU devices."""
+  x = jnp.ones((n, n), dtype)
+  matmul = jax.jit(lambda a, b: jnp.matmul(a, b, preferred_element_type=jnp.float32))
+  matmul(x, x).block_until_ready()
+  best = float('inf')
+  for _ in range(reps):
+    start = time.perf_counter()
+    matmul(x, x).block_until_ready()
+    best = min(best, time.perf_counter() - start)
+  return 2 * n**3 / best
+
+
+def peak_flops_per_device(device: jax.Device, dtype: str, override: float = 0.0) -> float:
+  if override > 0:
+    return override
+  peak = table_peak_flops(device.device_kind)
+  if peak is not None:
+    return peak
+  if device.platform == 'cpu':
+    return measured_cpu_peak_flops(dtype) / jax.local_device_count()
+  raise ValueError(f'no peak FLOP/s known for {device.device_kind!r}; set --config.peak_flops')
+
+
+def mfu(flops_per_token: float, tokens_per_s: float, peak_per_device: float, n_devices: int) -> float:
+  return flops_per_token * tokens_per_s / (peak_per_device * n_devices)

@@ -1,0 +1,75 @@
+"""Turns device-side step metrics into metrics.jsonl rows: tokens, cumulative FLOPs under both
+conventions, learning rate, throughput and MFU.
+
+Rows are pulled one window late: the window that closes at step s is fetched after step s + 1
+has been dispatched, so the host never waits on the device except at evals and the first step.
+"""
+
+import time
+
+import jax
+import numpy as np
+
+from scaling import flops, optim
+
+
+def _to_json(value):
+  value = np.asarray(value)
+  return float(value) if value.ndim == 0 else value.tolist()
+
+
+class Accounting:
+
+  def __init__(self, c, described: dict, mesh: jax.sharding.Mesh):
+    self.log_every, self.steps = c.log_every, c.steps
+    self.tokens_per_step = described['tokens_per_step']
+    self.flops_per_token = described['flops_per_token']
+    self.lr = optim.schedule(c)
+    self.peak = flops.peak_flops_per_device(mesh.devices.flat[0], c.dtype, c.peak_flops)
+    self.n_devices = mesh.devices.size
+    self.window, self.pending, self.timer = [], None, None
+    self.final = {}
+
+  def _counts(self, step: int) -> dict:
+    tokens = step * self.tokens_per_step
+    return {'step': step, 'tokens': tokens,
+            'flops': {k: tokens * v for k, v in self.flops_per_token.items()}}
+
+  def add(self, step: int, metrics: dict, close: bool = False) -> list[dict]:
+    """Records step `step` (1-based); returns the rows that became ready. `close` ends the window."""
+    if self.timer is None:  # the first step includes compilation: time from its end
+      jax.block_until_ready(metrics)
+      self.timer = (step, time.perf_counter())
+    rows = [self._pull()] if self.pending else []
+    self.window.append(metrics)
+    if close or step % self.log_every == 0 or step == self.steps:
+      self.pending, self.window = (step, self.window), []
+    return rows
+
+  def flush(self) -> list[dict]:
+    return [self._pull()] if self.pending else []
+
+  def _pull(self) -> dict:
+    step, window = self.pending
+    self.pending = None
+    values = jax.device_get(window)
+    now = time.perf_counter()
+    timed_steps = step - self.timer[0]
+    row = self._counts(step) | {'lr': float(self.lr(step - 1))}
+    row |= {k: float(np.mean([v[k] for v in values])) for k in values[0]}
+    if timed_steps > 0:
+      step_time = (now - self.timer[1]) / timed_steps
+      tokens_per_s = self.tokens_per_step / step_time
+      row |= {'step_time': step_time, 'tokens_per_s': tokens_per_s,
+              'mfu': flops.mfu(self.flops_per_token['chinchilla'], tokens_per_s, self.peak,
+                               self.n_devices)}
+      self.timer = (step, now)
+    self.final |= {k: row[k] for k in ('step', 'tokens', 'flops', 'train_loss')}
+    return row
+
+  def eval_row(self, step: int, values: dict) -> dict:
+    row = self._counts(step) | {k: _to_json(v) for k, v in values.items()}
+    self.final['eval_loss'] = row['eval_loss']
+    if self.timer is not None:  # eval time is not training time; the window was flushed before
+      self.timer = (step, time.perf_counter())
+    return row

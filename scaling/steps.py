@@ -1,0 +1,115 @@
+"""The jitted functions of training: state init, the train step and the eval step, with explicit
+in/out shardings. The loop and the benchmarks both use these.
+
+The state is {'params': pure dict, 'opt': optax state}. The optimizer state gets the parameters'
+shardings through optax.tree_map_params: jit(tx.init) alone would replicate the Adam moments.
+"""
+
+import dataclasses
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from scaling import checkpoint, optim, sharding
+from scaling.errors import ConfigError
+
+State = dict
+
+
+@dataclasses.dataclass
+class StepFns:
+  init: Callable[[], State]
+  train_step: Callable[[State, dict, int], tuple[State, dict]]
+  evaluate: Callable[[State, list[dict]], dict]
+  model: Callable[[State], nnx.Module]
+  abstract_state: State  # ShapeDtypeStructs carrying the shardings
+  shardings: State
+
+
+def _check_divisible(shapes, shardings) -> None:
+  for path, shape, sh in zip(*_paths_and_leaves(shapes), jax.tree.leaves(shardings)):
+    for dim, axes in zip(shape.shape, sh.spec):
+      size = np.prod([sh.mesh.shape[a] for a in np.atleast_1d(axes)]) if axes else 1
+      if dim % size:
+        raise ConfigError(f'mesh: parameter {path} has a dimension of {dim}, not divisible by '
+                          f'the {size} devices of mesh axes {axes}; change the model shape or mesh')
+
+
+def _paths_and_leaves(tree):
+  flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+  return [jax.tree_util.keystr(p) for p, _ in flat], [leaf for _, leaf in flat]
+
+
+def accumulate(grad_fn, params, batch: dict, rng: jax.Array, n: int):
+  """Mean (loss, aux, grads) over n microbatches; each microbatch spans every batch shard."""
+  if n == 1:
+    (loss, aux), grads = grad_fn(params, batch, rng)
+    return loss, aux, grads
+  micro = jax.tree.map(lambda x: x.reshape(x.shape[0] // n, n, *x.shape[1:]).swapaxes(0, 1), batch)
+
+  def body(total, i_and_batch):
+    i, microbatch = i_and_batch
+    (loss, aux), grads = grad_fn(params, microbatch, jax.random.fold_in(rng, i))
+    return jax.tree.map(jnp.add, total, (loss, aux, grads)), None
+
+  first = jax.tree.map(lambda x: x[0], micro)
+  zeros = jax.tree.map(jnp.zeros_like,
+                       jax.eval_shape(lambda: _flat_out(grad_fn(params, first, rng))))
+  total, _ = jax.lax.scan(body, zeros, (jnp.arange(n), micro))
+  return jax.tree.map(lambda x: x / n, total)
+
+
+def _flat_out(out):
+  (loss, aux), grads = out
+  return loss, aux, grads
+
+
+def build(c, task, mesh: jax.sharding.Mesh) -> StepFns:
+  abstract_model = nnx.eval_shape(lambda: task.make_model(c, nnx.Rngs(c.seed)))
+  graphdef, abstract_params = nnx.split(abstract_model)
+  logical_specs = nnx.to_pure_dict(nnx.get_partition_spec(abstract_params))
+  param_sh = sharding.logical_to_sharding(logical_specs, mesh)
+  param_shapes = nnx.to_pure_dict(abstract_params)
+  _check_divisible(param_shapes, param_sh)
+  tx = optim.make(c)
+  opt_shapes = jax.eval_shape(tx.init, param_shapes)
+  opt_sh = optax.tree_map_params(tx, lambda _, s: s, opt_shapes, param_sh,
+                                 transform_non_params=lambda _: sharding.replicated(mesh))
+  state_sh = {'params': param_sh, 'opt': opt_sh}
+  batch_sh, repl = sharding.batch_sharding(mesh), sharding.replicated(mesh)
+  model = lambda params: nnx.merge(graphdef, params)
+
+  def init() -> State:
+    params = nnx.to_pure_dict(nnx.state(task.make_model(c, nnx.Rngs(c.seed))))
+    return {'params': params, 'opt': tx.init(params)}
+
+  grad_fn = jax.value_and_grad(lambda p, b, r: task.loss_fn(model(p), b, r), has_aux=True)
+
+  def train_step(state: State, batch: dict, step: jax.Array) -> tuple[State, dict]:
+    rng = jax.random.fold_in(jax.random.key(c.seed), step)
+    loss, aux, grads = accumulate(grad_fn, state['params'], batch, rng, c.grad_accum)
+    updates, opt = tx.update(grads, state['opt'], state['params'])
+    params = optax.apply_updates(state['params'], updates)
+    return {'params': params, 'opt': opt}, {'train_loss': loss, 'grad_norm': optax.global_norm(grads),
+                                            **aux}
+
+  eval_step = jax.jit(lambda params, batch: task.eval_fn(model(params), batch),
+                      in_shardings=(param_sh, batch_sh), out_shardings=repl)
+
+  def evaluate(state: State, batches: list[dict]) -> dict:
+    outs = jax.device_get([eval_step(state['params'], b) for b in batches])
+    return jax.tree.map(lambda *xs: np.mean(np.stack(xs), axis=0), *outs)
+
+  return StepFns(
+      init=jax.jit(init, out_shardings=state_sh),
+      train_step=jax.jit(train_step, in_shardings=(state_sh, batch_sh, repl),
+                         out_shardings=(state_sh, repl), donate_argnums=0),
+      evaluate=evaluate,
+      model=lambda state: model(state['params']),
+      abstract_state=checkpoint.abstract({'params': param_shapes, 'opt': opt_shapes}, state_sh),
+      shardings=state_sh,
+  )
