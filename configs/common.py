@@ -30,6 +30,8 @@ def training_config() -> config_dict.ConfigDict:
   c.eval_batches = 4
   c.checkpoint_every = 100
   c.keep_checkpoints = 2
+  c.init_from = ''  # a run directory to fork from (WSD cooldown branches); its steps count as ours
+  c.init_step = 0  # the checkpoint step of init_from to start at
   c.peak_flops = 0.0  # per-device peak FLOP/s for MFU; 0 means look up or measure
 
   c.mesh = config_dict.ConfigDict(dict(data=1, fsdp=-1, tensor=1))  # -1: the remaining devices

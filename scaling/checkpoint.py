@@ -9,9 +9,11 @@ import os
 import jax
 import orbax.checkpoint as ocp
 
+from scaling.errors import ConfigError
 
-def manager(workdir: str, keep: int) -> ocp.CheckpointManager:
-  options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+
+def manager(workdir: str, keep: int | None, create: bool = True) -> ocp.CheckpointManager:
+  options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=create,
                                          enable_async_checkpointing=True)
   return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), 'checkpoints'),
                                options=options, item_names=('state', 'meta'))
@@ -31,6 +33,15 @@ def restore(mngr: ocp.CheckpointManager, abstract_state, step: int | None = None
   restored = mngr.restore(step, args=ocp.args.Composite(
       state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
   return restored['state'], restored['meta']
+
+
+def restore_fork(c, abstract_state):
+  """The state at step c.init_step of the run in c.init_from: where a cooldown branch starts."""
+  mngr = manager(c.init_from, keep=None, create=False)
+  if c.init_step not in mngr.all_steps():
+    raise ConfigError(f'init_step: {c.init_from} has no checkpoint at step {c.init_step}; it has '
+                      f'{sorted(mngr.all_steps())}')
+  return restore(mngr, abstract_state, c.init_step)
 
 
 def abstract(state_shapes, shardings):

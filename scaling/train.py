@@ -75,6 +75,9 @@ def train(c, workdir: str, log: RunLog) -> str:
 
   mngr = checkpoint.manager(workdir, c.keep_checkpoints)
   state, meta = checkpoint.restore(mngr, fns.abstract_state)
+  if state is None and c.init_from:
+    state, meta = checkpoint.restore_fork(c, fns.abstract_state)
+    log.update(forked_from={'workdir': os.path.abspath(c.init_from), 'step': c.init_step})
   state, start = (fns.init(), 0) if state is None else (state, meta['step'])
   if start >= c.steps:
     return 'completed'  # a finished run, started again: nothing to redo
@@ -84,8 +87,8 @@ def train(c, workdir: str, log: RunLog) -> str:
   accounting = Accounting(c, described, mesh)
   progress = Progress(c.steps, start, enabled=log.enabled)
   preempted = _catch_sigterm()
-  if start == 0:
-    log.log(accounting.eval_row(0, fns.evaluate(state, eval_batches)))
+  if start == 0 or (c.init_from and start == c.init_step):
+    log.log(accounting.eval_row(start, fns.evaluate(state, eval_batches)))
 
   for step in range(start, c.steps):
     batch = sharding.global_batch(data.train_batch(step), mesh)
