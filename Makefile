@@ -18,7 +18,7 @@ test: $(VENV)/.installed
 	$(PY) -m pytest -q -n 2 tests
 
 bench: $(VENV)/.installed
-	$(PY) -m benchmarks.train_throughput
+	$(PY) -m benchmarks.train_throughput --config=configs/lm.py:size=small --config.seq_len=256
 
 clean:
 	rm -rf runs

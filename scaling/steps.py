@@ -6,6 +6,7 @@ shardings through optax.tree_map_params: jit(tx.init) alone would replicate the 
 """
 
 import dataclasses
+import os
 from typing import Callable
 
 import jax
@@ -18,6 +19,12 @@ from scaling import checkpoint, optim, sharding
 from scaling.errors import ConfigError
 
 State = dict
+
+
+def enable_compilation_cache() -> None:
+  """Sweeps, reruns and tests compile the same programs again; XLA's disk cache saves that."""
+  if not jax.config.jax_compilation_cache_dir:
+    jax.config.update('jax_compilation_cache_dir', os.path.expanduser('~/.cache/scaling/xla'))
 
 
 @dataclasses.dataclass

@@ -49,12 +49,6 @@ def check_config(c, n_devices: int) -> None:
   optim.check_config(c)
 
 
-def enable_compilation_cache() -> None:
-  """Sweeps and reruns compile the same programs again; XLA's disk cache saves most of that."""
-  if not jax.config.jax_compilation_cache_dir:
-    jax.config.update('jax_compilation_cache_dir', os.path.expanduser('~/.cache/scaling/xla'))
-
-
 def maybe_initialize_distributed() -> None:
   if _NUM_PROCESSES.value and _NUM_PROCESSES.value > 1:
     jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
@@ -140,7 +134,7 @@ def main(argv) -> None:
   c, workdir = _CONFIG.value, _WORKDIR.value
   if workdir is None:
     sys.exit('error: --workdir is required')
-  enable_compilation_cache()
+  steps.enable_compilation_cache()
   maybe_initialize_distributed()
   log = RunLog(workdir, enabled=jax.process_index() == 0)
   log.write_config(c.to_json_best_effort(indent=2))

@@ -39,6 +39,7 @@ def main(config_module: str, config_arg: str) -> None:
   """e.g. `python tests/sharded_steps.py lm size=micro`."""
   c = importlib.import_module(f'configs.{config_module}').get_config(config_arg)
   c.steps, c.warmup_steps = 10, 2
+  steps.enable_compilation_cache()
   auto = (AxisType.Auto,) * 3
   mesh8 = jax.make_mesh((2, 2, 2), sharding.AXES, axis_types=auto)
   mesh1 = Mesh(np.array(jax.devices()[:1]).reshape(1, 1, 1), sharding.AXES, axis_types=auto)

@@ -1,0 +1,3 @@
+from scaling import steps
+
+steps.enable_compilation_cache()
