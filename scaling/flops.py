@@ -18,6 +18,8 @@ import jax
 import jax.numpy as jnp
 from ml_collections import config_dict
 
+from scaling.errors import ConfigError
+
 CONVENTIONS = ('kaplan', 'chinchilla')
 
 
@@ -91,7 +93,8 @@ def peak_flops_per_device(device: jax.Device, dtype: str, override: float = 0.0)
     return peak
   if device.platform == 'cpu':
     return measured_cpu_peak_flops(dtype) / jax.local_device_count()
-  raise ValueError(f'no peak FLOP/s known for {device.device_kind!r}; set --config.peak_flops')
+  raise ConfigError(f'peak_flops: no peak FLOP/s known for {device.device_kind!r}; set '
+                    '--config.peak_flops to its dense bf16 FLOP/s')
 
 
 def mfu(flops_per_token: float, tokens_per_s: float, peak_per_device: float, n_devices: int) -> float:

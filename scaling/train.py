@@ -38,8 +38,9 @@ def check_config(c, n_devices: int) -> None:
     raise ConfigError(f'task: unknown {c.task!r}; use one of {", ".join(TASKS)}')
   if c.dtype not in DTYPES:
     raise ConfigError(f'dtype: unknown {c.dtype!r}; use one of {", ".join(DTYPES)}')
-  if c.steps < 1:
-    raise ConfigError(f'steps: {c.steps} must be at least 1')
+  for field in ('steps', 'log_every', 'eval_every', 'checkpoint_every', 'grad_accum'):
+    if c[field] < 1:
+      raise ConfigError(f'{field}: {c[field]} must be at least 1')
   data, fsdp, _ = sharding.mesh_shape(c.mesh, n_devices)
   shards = data * fsdp * jax.process_count() // math.gcd(data * fsdp, jax.process_count())
   if c.batch_size % (shards * c.grad_accum):
