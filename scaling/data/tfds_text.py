@@ -16,7 +16,7 @@ from scaling.errors import ConfigError
 EVAL_SPLITS = ('validation', 'test')
 
 
-def _open(name: str, data_dir: str | None) -> tuple:
+def open_splits(name: str, data_dir: str | None) -> tuple:
   """(train source, held-out source) of a prepared dataset."""
   import tensorflow_datasets as tfds  # slow import: only for runs that read TFDS
   try:
@@ -45,7 +45,10 @@ class TfdsText:
                n_eval_batches: int, seed: int,
                process_index: int = 0, process_count: int = 1):
     self.name = f'tfds:{name}'
-    self.train_source, self.eval_source = _open(name, data_dir)
+    self.train_source, self.eval_source = open_splits(name, data_dir)
+    if 'text' not in self.train_source[0]:
+      raise ConfigError(f'dataset: tfds:{name} has no text feature; the lm task needs a text '
+                        'dataset such as tfds:lm1b')
     self.seq_len, self.batch_size, self.n_eval_batches = seq_len, batch_size, n_eval_batches
     self.seed, self.process_index, self.process_count = seed, process_index, process_count
     self.fingerprint = hashlib.sha256(

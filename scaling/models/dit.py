@@ -1,0 +1,210 @@
+"""Diffusion Transformer (Peebles & Xie 2023): patch tokens, adaLN-Zero blocks, linear unpatchify.
+
+Parameters are float32 and carry logical axis names (scaling.sharding maps them to the mesh);
+the forward pass computes in `dtype` and keeps layer norms and the attention softmax in float32.
+The adaLN modulations and the output projection start at zero, so at init every block is the
+identity and the network outputs zeros.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from ml_collections import config_dict
+
+from scaling.errors import ConfigError
+from scaling.models.transformer import param
+
+zeros = nnx.initializers.zeros_init()
+
+
+def xavier(fan_in_axes: int = 1) -> nnx.initializers.Initializer:
+  """Xavier-uniform for the matrix view of a weight whose first `fan_in_axes` axes are inputs.
+
+  Drawn 2-D and reshaped: XLA:CPU takes seconds to compile a draw of shape (D, 3, H, K).
+  """
+  def init(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
+    rows = math.prod(shape[:fan_in_axes])
+    matrix = nnx.initializers.xavier_uniform()(key, (rows, math.prod(shape) // rows), dtype)
+    return matrix.reshape(shape)
+  return init
+
+
+def check_shape(cfg: config_dict.ConfigDict) -> None:
+  if cfg.image_size % cfg.patch:
+    raise ConfigError(f'model.patch: {cfg.patch} does not divide model.image_size='
+                      f'{cfg.image_size}; pick a patch size among its divisors')
+  if cfg.d_model % cfg.n_head or cfg.d_model % 4:
+    raise ConfigError(f'model.d_model: {cfg.d_model} must be a multiple of 4 (2-D sin-cos '
+                      f'positions) and of model.n_head={cfg.n_head}')
+
+
+def sincos_1d(pos_N: np.ndarray, dim: int) -> np.ndarray:
+  omega_F = 1.0 / 10_000 ** (np.arange(dim // 2) / (dim // 2))
+  angle_NxF = pos_N[:, None] * omega_F[None, :]
+  return np.concatenate([np.sin(angle_NxF), np.cos(angle_NxF)], axis=1)
+
+
+def sincos_2d(grid: int, dim: int) -> np.ndarray:
+  """Fixed (grid*grid, dim) table: half the channels encode the row, half the column."""
+  row_GxG, col_GxG = np.meshgrid(np.arange(grid), np.arange(grid), indexing='ij')
+  row_T, col_T = row_GxG.reshape(-1), col_GxG.reshape(-1)
+  return np.concatenate([sincos_1d(row_T, dim // 2), sincos_1d(col_T, dim // 2)], axis=1)
+
+
+def timestep_features(t_B: jax.Array, dim: int, max_period: float = 10_000.0) -> jax.Array:
+  # DiT embeds the integer DDPM step; t in [0, 1] is scaled to the same 0..1000 range.
+  freq_F = jnp.exp(-jnp.log(max_period) * jnp.arange(dim // 2, dtype=jnp.float32) / (dim // 2))
+  angle_BxF = 1000.0 * t_B.astype(jnp.float32)[:, None] * freq_F[None, :]
+  return jnp.concatenate([jnp.cos(angle_BxF), jnp.sin(angle_BxF)], axis=-1)
+
+
+def layer_norm(x_BxTxD: jax.Array) -> jax.Array:
+  x = x_BxTxD.astype(jnp.float32)
+  x = (x - x.mean(-1, keepdims=True)) * jax.lax.rsqrt(x.var(-1, keepdims=True) + 1e-6)
+  return x.astype(x_BxTxD.dtype)
+
+
+def modulate(x_BxTxD: jax.Array, shift_BxD: jax.Array, scale_BxD: jax.Array) -> jax.Array:
+  return x_BxTxD * (1 + scale_BxD[:, None, :]) + shift_BxD[:, None, :]
+
+
+class Modulation(nnx.Module):
+  """SiLU(c) -> n vectors of width D; zero-initialised (the "Zero" of adaLN-Zero)."""
+
+  def __init__(self, d: int, n: int, *, dtype, rngs: nnx.Rngs):
+    self.dtype = dtype
+    self.w = param(rngs, zeros, (d, n, d), ('embed', None, None))
+    self.b = param(rngs, zeros, (n, d), (None, None))
+
+  def __call__(self, c_BxD: jax.Array) -> list[jax.Array]:
+    out_BxNxD = jnp.einsum('bd,dne->bne', jax.nn.silu(c_BxD), self.w[...].astype(self.dtype))
+    out_BxNxD = out_BxNxD + self.b[...].astype(self.dtype)
+    return [out_BxNxD[:, i] for i in range(out_BxNxD.shape[1])]
+
+
+class Attention(nnx.Module):
+
+  def __init__(self, cfg: config_dict.ConfigDict, *, dtype, rngs: nnx.Rngs):
+    D, H = cfg.d_model, cfg.n_head
+    K = D // H
+    self.dtype = dtype
+    self.w_qkv = param(rngs, xavier(), (D, 3, H, K), ('embed', None, 'heads', 'kv'))
+    self.b_qkv = param(rngs, zeros, (3, H, K), (None, 'heads', 'kv'))
+    self.w_o = param(rngs, xavier(2), (H, K, D), ('heads', 'kv', 'embed'))
+    self.b_o = param(rngs, zeros, (D,), ('embed',))
+
+  def __call__(self, x_BxTxD: jax.Array) -> jax.Array:
+    qkv_Bx3xTxHxK = jnp.einsum('btd,dihk->bithk', x_BxTxD, self.w_qkv[...].astype(self.dtype))
+    qkv_Bx3xTxHxK = qkv_Bx3xTxHxK + self.b_qkv[...].astype(self.dtype)[None, :, None]
+    q_BxTxHxK, k_BxTxHxK, v_BxTxHxK = [qkv_Bx3xTxHxK[:, i] for i in range(3)]
+    logits_BxHxTxT = jnp.einsum('bqhk,bshk->bhqs', q_BxTxHxK, k_BxTxHxK,
+                                preferred_element_type=jnp.float32)
+    probs_BxHxTxT = jax.nn.softmax(logits_BxHxTxT / np.sqrt(q_BxTxHxK.shape[-1]), axis=-1)
+    out_BxTxHxK = jnp.einsum('bhqs,bshk->bqhk', probs_BxHxTxT.astype(self.dtype), v_BxTxHxK)
+    out_BxTxD = jnp.einsum('bthk,hkd->btd', out_BxTxHxK, self.w_o[...].astype(self.dtype))
+    return out_BxTxD + self.b_o[...].astype(self.dtype)
+
+
+class Mlp(nnx.Module):
+
+  def __init__(self, d: int, f: int, *, dtype, rngs: nnx.Rngs):
+    self.dtype = dtype
+    self.w_in = param(rngs, xavier(), (d, f), ('embed', 'mlp'))
+    self.b_in = param(rngs, zeros, (f,), ('mlp',))
+    self.w_out = param(rngs, xavier(), (f, d), ('mlp', 'embed'))
+    self.b_out = param(rngs, zeros, (d,), ('embed',))
+
+  def __call__(self, x_BxTxD: jax.Array) -> jax.Array:
+    h_BxTxF = x_BxTxD @ self.w_in[...].astype(self.dtype) + self.b_in[...].astype(self.dtype)
+    h_BxTxF = jax.nn.gelu(h_BxTxF, approximate=True)
+    return h_BxTxF @ self.w_out[...].astype(self.dtype) + self.b_out[...].astype(self.dtype)
+
+
+class Block(nnx.Module):
+
+  def __init__(self, cfg: config_dict.ConfigDict, *, dtype, rngs: nnx.Rngs):
+    self.modulation = Modulation(cfg.d_model, 6, dtype=dtype, rngs=rngs)
+    self.attn = Attention(cfg, dtype=dtype, rngs=rngs)
+    self.mlp = Mlp(cfg.d_model, cfg.mlp_ratio * cfg.d_model, dtype=dtype, rngs=rngs)
+
+  def __call__(self, x_BxTxD: jax.Array, c_BxD: jax.Array) -> jax.Array:
+    shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(c_BxD)
+    x_BxTxD = x_BxTxD + gate1[:, None] * self.attn(modulate(layer_norm(x_BxTxD), shift1, scale1))
+    return x_BxTxD + gate2[:, None] * self.mlp(modulate(layer_norm(x_BxTxD), shift2, scale2))
+
+
+class Conditioning(nnx.Module):
+  """c = MLP(timestep features) [+ class embedding]; index num_classes is the "null" class."""
+
+  def __init__(self, cfg: config_dict.ConfigDict, *, dtype, rngs: nnx.Rngs):
+    D, F = cfg.d_model, cfg.freq_dim
+    self.dtype, self.freq_dim = dtype, cfg.freq_dim
+    self.num_classes, self.label_dropout = cfg.num_classes, cfg.label_dropout
+    normal = nnx.initializers.normal(0.02)
+    self.w_t1 = param(rngs, normal, (F, D), (None, 'embed'))
+    self.b_t1 = param(rngs, zeros, (D,), ('embed',))
+    self.w_t2 = param(rngs, normal, (D, D), ('embed', None))
+    self.b_t2 = param(rngs, zeros, (D,), (None,))
+    if cfg.num_classes:
+      self.classes = param(rngs, normal, (cfg.num_classes + 1, D), (None, 'embed'))
+
+  def __call__(self, t_B: jax.Array, label_B: jax.Array | None, drop_key: jax.Array | None):
+    h_BxD = timestep_features(t_B, self.freq_dim).astype(self.dtype)
+    w = lambda p: p[...].astype(self.dtype)
+    h_BxD = jax.nn.silu(h_BxD @ w(self.w_t1) + w(self.b_t1))
+    c_BxD = h_BxD @ w(self.w_t2) + w(self.b_t2)
+    if not self.num_classes:
+      return c_BxD
+    if label_B is None:
+      label_B = jnp.full(t_B.shape, self.num_classes, jnp.int32)
+    if drop_key is not None:  # classifier-free guidance trains the null class on a fraction
+      drop_B = jax.random.bernoulli(drop_key, self.label_dropout, label_B.shape)
+      label_B = jnp.where(drop_B, self.num_classes, label_B)
+    return c_BxD + self.classes[...].astype(self.dtype)[label_B]
+
+
+class DiT(nnx.Module):
+  """(z_BxHxWxC, t_B in [0, 1], label_B or None) -> prediction_BxHxWxC (float32)."""
+
+  def __init__(self, cfg: config_dict.ConfigDict, *, dtype=jnp.float32, rngs: nnx.Rngs):
+    check_shape(cfg)
+    D, P, C = cfg.d_model, cfg.patch, cfg.channels
+    self.dtype, self.patch = dtype, P
+    self.w_patch = param(rngs, xavier(), (P * P * C, D), (None, 'embed'))
+    self.b_patch = param(rngs, zeros, (D,), ('embed',))
+    self.cond = Conditioning(cfg, dtype=dtype, rngs=rngs)
+    self.blocks = nnx.List([Block(cfg, dtype=dtype, rngs=rngs) for _ in range(cfg.n_layer)])
+    self.final_modulation = Modulation(D, 2, dtype=dtype, rngs=rngs)
+    self.w_out = param(rngs, zeros, (D, P * P * C), ('embed', None))
+    self.b_out = param(rngs, zeros, (P * P * C,), (None,))
+
+  def patchify(self, x_BxHxWxC: jax.Array) -> jax.Array:
+    B, H, W, C = x_BxHxWxC.shape
+    P = self.patch
+    x = x_BxHxWxC.reshape(B, H // P, P, W // P, P, C).transpose(0, 1, 3, 2, 4, 5)
+    return x.reshape(B, (H // P) * (W // P), P * P * C)
+
+  def unpatchify(self, x_BxTxF: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    B, H, W, C = shape
+    P = self.patch
+    x = x_BxTxF.reshape(B, H // P, W // P, P, P, C).transpose(0, 1, 3, 2, 4, 5)
+    return x.reshape(B, H, W, C)
+
+  def __call__(self, z_BxHxWxC: jax.Array, t_B: jax.Array, label_B: jax.Array | None = None,
+               *, drop_key: jax.Array | None = None) -> jax.Array:
+    w = lambda p: p[...].astype(self.dtype)
+    tokens_BxTxF = self.patchify(z_BxHxWxC.astype(self.dtype))
+    # A constant at trace time, so not a parameter.
+    pos_TxD = sincos_2d(z_BxHxWxC.shape[1] // self.patch, self.w_patch.shape[1])
+    x_BxTxD = tokens_BxTxF @ w(self.w_patch) + w(self.b_patch) + pos_TxD.astype(self.dtype)
+    c_BxD = self.cond(t_B, label_B, drop_key)
+    for block in self.blocks:
+      x_BxTxD = block(x_BxTxD, c_BxD)
+    shift_BxD, scale_BxD = self.final_modulation(c_BxD)
+    x_BxTxD = modulate(layer_norm(x_BxTxD), shift_BxD, scale_BxD)
+    out_BxTxF = jnp.einsum('btd,df->btf', x_BxTxD, w(self.w_out),
+                           preferred_element_type=jnp.float32) + self.b_out[...]
+    return self.unpatchify(out_BxTxF, z_BxHxWxC.shape)
