@@ -25,6 +25,7 @@ setuptools.setup(
         'tqdm',
         'tensorboardX',  # TensorBoard event files without TensorFlow
         'scikit-learn',  # the embedded 8x8 digits images
+        'threadpoolctl',  # benchmarks/fit_speed.py pins BLAS threads for a fair comparison
     ],
     extras_require={'test': ['pytest', 'pytest-xdist']},
 )

@@ -1,0 +1,43 @@
+"""The digitised Chinchilla data set and the published fits on it (data/chinchilla/README.md).
+
+The data live outside the repository, in ../shared/data/chinchilla relative to the repo root;
+every entry point takes --data to point elsewhere.
+"""
+
+import pathlib
+
+import pandas as pd
+
+from analysis import errors
+from analysis import points
+
+DEFAULT_DATA = pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'chinchilla'
+FILE = 'svg_extracted_data.csv'
+COLUMNS = {'N': 'Model Size', 'C': 'Training FLOP', 'loss': 'loss'}  # D = C / (6N)
+EXCLUDE_TOP_LOSS = 5
+
+PUBLISHED = {
+    'Hoffmann et al. 2022': dict(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28),
+    'Besiroglu et al. 2024, grid fit': dict(E=1.817, A=477.8, B=2143, alpha=0.3473, beta=0.3672),
+    'Besiroglu et al. 2024, headline': dict(E=1.8172, A=482.01, B=2085.43, alpha=0.3478,
+                                            beta=0.3658),
+}
+GRID_FIT = PUBLISHED['Besiroglu et al. 2024, grid fit']
+STDERR = dict(E=0.026, A=124.6, B=1293, alpha=0.015, beta=0.021)  # 4,000 bootstrap resamples
+A_EXPONENT = 0.513  # a = beta / (alpha + beta) of the replication (Hoffmann: 0.46)
+N_RESAMPLES = 4000
+REPLICATION_SEED = 42
+
+
+def path(data_dir: str | pathlib.Path = DEFAULT_DATA) -> pathlib.Path:
+  return pathlib.Path(data_dir) / FILE
+
+
+def load(data_dir: str | pathlib.Path = DEFAULT_DATA) -> pd.DataFrame:
+  """The 240 points of the replication: N, D = C/(6N), C, loss, 5 highest losses dropped."""
+  csv = path(data_dir)
+  if not csv.is_file():
+    raise errors.InputError(f'no {FILE} in {data_dir}: pass --data=DIR with the Chinchilla data '
+                            '(see data/chinchilla/README.md in the shared folder)')
+  table = points.canonical(pd.read_csv(csv), COLUMNS)
+  return points.drop_top_loss(table, EXCLUDE_TOP_LOSS)

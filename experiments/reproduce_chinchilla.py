@@ -1,0 +1,112 @@
+"""Reproduce the Chinchilla Approach-3 fit on the digitised data, beside the published numbers.
+
+  python -m experiments.reproduce_chinchilla [--data=../shared/data/chinchilla]
+      [--out=runs/chinchilla_reproduction] [--bootstrap=4000] [--resampling=replication|multinomial]
+
+Fits L(N, D) = E + A/N^α + B/D^β to the 240 points with the 4,500-start grid, bootstraps it (by
+default with exactly the resamples of Besiroglu et al. 2024: legacy numpy seed 42), checks the
+acceptance criteria of issue 4, prints the averaging-bug contrast, and draws the Figure 4-style
+contour plot and the tokens-per-parameter plot. Exit status 1 when a check fails.
+"""
+
+import pathlib
+import sys
+
+import numpy as np
+
+from analysis import allocation
+from analysis import chinchilla
+from analysis import cli
+from analysis import errors
+from analysis import fit as fit_cli
+from analysis import fitting
+from analysis import laws
+from analysis import plots
+
+_COLS = ('E', 'A', 'B', 'alpha', 'beta')
+
+
+def _row(name: str, p: dict, fmt: str = '{:>10.5g}') -> str:
+  return f'{name:<34}' + ''.join(fmt.format(p[k]) for k in _COLS)
+
+
+def averaging_contrast(table) -> dict:
+  """Where L-BFGS with scipy's default stopping rules ends: sum and mean from Hoffmann's values,
+  and the best of the whole grid under the mean."""
+  law = laws.CHINCHILLA
+  total = fitting.problem(law, table, table['loss'])
+  mean = fitting.problem(law, table, table['loss'], mean=True)
+  start = law.row(chinchilla.PUBLISHED['Hoffmann et al. 2022'])[None]
+  ends = {'sum, from Hoffmann': fitting.fit(total, start, polish=False),
+          'mean, from Hoffmann': fitting.fit(mean, start, polish=False),
+          'mean, best of grid': fitting.fit(mean, fitting.grid_starts(law), polish=False)}
+  return {name: law.named(end.x) for name, end in ends.items()}
+
+
+def checks(result: dict) -> list[tuple[str, bool]]:
+  p, se = result['params'], result['stderr']
+  out = [(f'{k} within 0.5% of {chinchilla.GRID_FIT[k]}',
+          abs(p[k] / chinchilla.GRID_FIT[k] - 1) <= 0.005) for k in _COLS]
+  out += [(f'stderr {k} within 10% of {chinchilla.STDERR[k]}',
+           abs(se[k] / chinchilla.STDERR[k] - 1) <= 0.10) for k in _COLS]
+  out.append((f'a within 0.005 of {chinchilla.A_EXPONENT}',
+              abs(result['a'] - chinchilla.A_EXPONENT) <= 0.005))
+  return out
+
+
+def draw(out: pathlib.Path, table, params: dict, samples: dict) -> None:
+  plots.contours(table, params, out, name='chinchilla_figure4')
+  C = np.geomspace(1e18, 1e25, 100)
+  d = allocation.derived(params, C)
+  boot = allocation.derived({k: v[:, None] for k, v in samples.items()}, C[None])
+  band = np.percentile(boot['tokens_per_param'], [2.5, 97.5], 0)
+  plots.tokens_per_param(C, d['tokens_per_param'], band, out, name='chinchilla_tokens_per_param')
+
+
+def report(result: dict, samples: dict, contrast: dict) -> None:
+  print(f'{"":<34}' + ''.join(f'{k:>10}' for k in _COLS))
+  print(_row('ours (best of 4,500 starts)', result['params']))
+  for name, p in chinchilla.PUBLISHED.items():
+    print(_row(name, p))
+  print(_row('ours, bootstrap stderr', result['stderr']))
+  print(_row('Besiroglu et al. 2024, stderr', chinchilla.STDERR))
+  for name, p in contrast.items():
+    print(_row(f'Huber {name}', p))
+  a = allocation.derived(samples, 1.0)['a']
+  lo, hi = np.percentile(a, [2.5, 97.5])
+  print(f'a = {result["a"]:.4f} (bootstrap stderr {np.std(a, ddof=1):.4f}, 95% CI [{lo:.4f}, '
+        f'{hi:.4f}]); published 0.513, Hoffmann 0.46')
+  for C in (1e22, 1e23, 1e24):
+    print(f'tokens per parameter at C={C:.0e}: '
+          f'{allocation.derived(result["params"], C)["tokens_per_param"]:.1f}')
+
+
+def main(argv: list[str] | None = None) -> None:
+  p = cli.Parser(prog='python -m experiments.reproduce_chinchilla',
+                 description=__doc__.split('\n')[0])
+  p.add_argument('--data', default=str(chinchilla.DEFAULT_DATA))
+  p.add_argument('--out', default='runs/chinchilla_reproduction')
+  p.add_argument('--bootstrap', type=int, default=chinchilla.N_RESAMPLES)
+  p.add_argument('--resampling', choices=('replication', 'multinomial'), default='replication')
+  p.add_argument('--seed', type=int, default=chinchilla.REPLICATION_SEED)
+  args = p.parse_args(argv)
+  if args.bootstrap < 2:
+    raise errors.InputError(f'--bootstrap must be >= 2, got {args.bootstrap}')
+  table = chinchilla.load(args.data)
+  draw_weights = (fitting.replication_weights if args.resampling == 'replication'
+                  else fitting.multinomial_weights)
+  weights = draw_weights(len(table), args.bootstrap, args.seed)
+  result, samples = fit_cli.fit_table(table, laws.CHINCHILLA, weights)
+  report(result, samples, averaging_contrast(table))
+  draw(pathlib.Path(args.out), table, result['params'], samples)
+  fit_cli.write_json(pathlib.Path(args.out) / 'fit.json', result)
+  results = checks(result)
+  for name, ok in results:
+    print(f'{"PASS" if ok else "FAIL"}  {name}')
+  print(f'wrote {args.out}/fit.json and the figures')
+  if not all(ok for _, ok in results):
+    sys.exit(1)
+
+
+if __name__ == '__main__':
+  cli.run(main)

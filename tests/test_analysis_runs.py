@@ -1,0 +1,129 @@
+"""analysis.runs on run directories written here by hand, following docs/run-format.md."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from analysis import errors
+from analysis import fit
+from analysis import laws
+from analysis import runs
+
+
+def write_run(root, name, status='completed', n_params=1000, steps=(0, 10, 20), tokens_per_step=64,
+              losses=(5.0, 4.0, 3.0), truncate=False, error=None):
+  """A run directory: config.json, run.json and metrics.jsonl with train and eval rows."""
+  d = root / name
+  d.mkdir(parents=True)
+  (d / 'config.json').write_text(json.dumps({'seed': 0}))
+  fpt = {'kaplan': 6.0 * n_params, 'chinchilla': 7.0 * n_params}
+  lines = []
+  for step, loss in zip(steps, losses):
+    tokens = step * tokens_per_step
+    flops = {k: v * tokens for k, v in fpt.items()}
+    common = {'step': step, 'tokens': tokens, 'flops': flops}
+    if step:
+      lines.append({**common, 'lr': 1e-3, 'train_loss': loss + 0.1, 'grad_norm': 1.0,
+                    'step_time': 0.1, 'tokens_per_s': 640.0, 'mfu': 0.3})
+    lines.append({**common, 'eval_loss': loss, 'eval_bits_per_byte': loss / np.log(2)})
+  text = '\n'.join(json.dumps(r) for r in lines) + '\n'
+  if truncate:
+    text += '{"step": 30, "tokens": 19'
+  (d / 'metrics.jsonl').write_text(text)
+  last = lines[-1]
+  meta = {
+      'format_version': 1, 'task': 'lm', 'model': {'n_layer': 2, 'd_model': 16},
+      'n_params': n_params, 'n_params_nonembedding': n_params // 2, 'flops_per_token': fpt,
+      'tokens_per_step': tokens_per_step, 'steps': steps[-1],
+      'mesh': {'data': 1, 'fsdp': 1, 'tensor': 1}, 'device_kind': 'cpu', 'device_count': 1,
+      'process_count': 1, 'versions': {}, 'git_commit': None,
+      'dataset': {'name': 'x', 'fingerprint': '0'}, 'seed': 0, 'status': status, 'error': error,
+      'wall_time_s': 1.5, 'future_field': {'readers': 'must ignore it'},
+      'final': {'step': last['step'], 'tokens': last['tokens'], 'flops': last['flops'],
+                'train_loss': losses[-1] + 0.1, 'eval_loss': losses[-1]},
+  }
+  (d / 'run.json').write_text(json.dumps(meta))
+  return d
+
+
+def test_one_row_per_completed_run_with_hand_values(tmp_path):
+  write_run(tmp_path, 'a', n_params=1000, losses=(5.0, 3.0, 3.5))
+  write_run(tmp_path, 'sweep/b', n_params=2000, steps=(0, 10, 20, 40), losses=(6, 4, 3, 2.5))
+  r = runs.load(tmp_path)
+  t = r.table.set_index('run')
+  assert list(t.index) == ['a', 'sweep/b']
+  a = t.loc['a']
+  assert (a['N'], a['N_nonembedding'], a['D']) == (1000, 500, 20 * 64)
+  assert (a['C_kaplan'], a['C_chinchilla']) == (6000.0 * 1280, 7000.0 * 1280)
+  assert (a['train_loss'], a['eval_loss'], a['best_eval_loss']) == (3.6, 3.5, 3.0)
+  assert t.loc['sweep/b', 'D'] == 40 * 64 and t.loc['sweep/b', 'best_eval_loss'] == 2.5
+  assert len(r.curves) == 5 + 7  # per run: one eval row per step, one train row per step > 0
+  assert set(r.curves['run']) == {'a', 'sweep/b'} and not r.excluded
+
+
+def test_truncated_last_line_is_skipped(tmp_path):
+  write_run(tmp_path, 'killed', truncate=True)
+  r = runs.load(tmp_path)
+  assert r.table.loc[0, 'D'] == 20 * 64 and r.curves['step'].max() == 20
+
+
+def test_malformed_middle_line_is_an_input_error(tmp_path):
+  d = write_run(tmp_path, 'bad')
+  lines = (d / 'metrics.jsonl').read_text().splitlines()
+  (d / 'metrics.jsonl').write_text('\n'.join([lines[0], '{oops', *lines[1:]]) + '\n')
+  with pytest.raises(errors.InputError, match='metrics.jsonl:2'):
+    runs.load(tmp_path)
+
+
+def test_failed_diverged_and_unfinished_runs_are_excluded_in_one_warning(tmp_path):
+  write_run(tmp_path, 'good')
+  write_run(tmp_path, 'blew_up', status='diverged')
+  write_run(tmp_path, 'crashed', status='failed', error='OOM at step 12')
+  write_run(tmp_path, 'still_going', status='running')
+  (tmp_path / 'no_meta').mkdir()
+  (tmp_path / 'no_meta' / 'metrics.jsonl').write_text('')
+  with pytest.warns(UserWarning) as caught:
+    r = runs.load(tmp_path)
+  assert len(caught) == 1
+  message = str(caught[0].message)
+  for name in ('blew_up (diverged)', 'crashed (failed: OOM at step 12)', 'still_going (running)',
+               'no_meta (no run.json)'):
+    assert name in message
+  assert list(r.table['run']) == ['good'] and set(r.curves['run']) == {'good'}
+
+
+def test_empty_folder_and_no_completed_runs_are_input_errors(tmp_path):
+  with pytest.raises(errors.InputError, match='no run directories'):
+    runs.load(tmp_path)
+  write_run(tmp_path, 'x', status='diverged')
+  with pytest.warns(UserWarning), pytest.raises(errors.InputError, match='no completed runs'):
+    runs.load(tmp_path)
+
+
+def test_reading_runs_imports_neither_jax_nor_scaling():
+  code = ('import sys, analysis.runs, analysis.fit, analysis.plan; '
+          'bad = [m for m in sys.modules if m.split(".")[0] in ("jax", "scaling")]; '
+          'sys.exit(f"imported {bad}" if bad else 0)')
+  subprocess.run([sys.executable, '-c', code], check=True, cwd=pathlib.Path(__file__).parents[1])
+
+
+def test_fit_command_line_on_run_directories(tmp_path):
+  truth = dict(E=2.0, x0=1e6, alpha=0.3)
+  for i, n in enumerate(int(n) for n in np.geomspace(1e3, 1e6, 8)):
+    C = 7.0 * n * 20 * 64  # chinchilla-convention FLOPs after 20 steps of 64 tokens
+    write_run(tmp_path / 'runs', f'r{i}', n_params=n,
+              losses=(9.0, 8.0, laws.saturating_power(C, **truth)))
+  write_run(tmp_path / 'runs', 'blew_up', status='diverged')
+  out = tmp_path / 'out'
+  with pytest.warns(UserWarning, match='blew_up'):
+    fit.main([f'--runs={tmp_path / "runs"}', '--law=power', f'--out={out}'])
+  result = json.loads((out / 'fit.json').read_text())
+  assert list(result) == ['law', 'n_points', 'params', 'objective', 'a', 'b', 'converged']
+  assert result['law'] == 'power' and result['a'] is None and result['n_points'] == 8
+  for k, v in truth.items():
+    assert result['params'][k] == pytest.approx(v, rel=1e-3), k
+  assert not (out / 'bootstrap.csv').exists()
