@@ -45,12 +45,12 @@ def get_config(arg: str = 'size=tiny') -> config_dict.ConfigDict:
   c.dataset = 'stdlib'
   c.size = size
   c.lr = lr
-  c.steps = 300
+  c.steps = 200
   c.warmup_steps = 20
   c.batch_size = 16
   c.seq_len = config_dict.FieldReference(128)
-  c.eval_every = 50
-  c.eval_batches = 8
+  c.eval_every = 40
+  c.eval_batches = 4
   c.log_every = 10
   c.checkpoint_every = 100
 
