@@ -3,7 +3,8 @@
 `load(root)` finds every run directory under root (a directory holding run.json, metrics.jsonl
 or config.json) and returns one table row per completed run plus the per-step curves. Runs that
 are not `completed` (failed, diverged, running, preempted, or without run.json) are left out,
-named in one warning.
+named in one warning, and so are WSD trunks (runs that another run's `forked_from` names): they
+end at a constant learning rate, and their cooldown branches are the (N, D) points.
 """
 
 import dataclasses
@@ -115,11 +116,15 @@ def load(root: str | pathlib.Path) -> Runs:
   dirs = run_dirs(root)
   if not dirs:
     raise errors.InputError(f'no run directories under {root} (none holds run.json): check --runs')
+  metas = {d: _read_meta(d / 'run.json') for d in dirs}
+  trunks = {pathlib.Path(m['forked_from']['workdir']).resolve() for m in metas.values()
+            if m and m.get('forked_from')}
   rows, curves, excluded = [], [], {}
-  for d in dirs:
+  for d, meta in metas.items():
     name = d.relative_to(root).as_posix() if d != root else d.name
-    meta = _read_meta(d / 'run.json')
     why = _why_excluded(meta)
+    if why is None and d.resolve() in trunks:
+      why = 'a trunk of cooldown branches: its branches are the points'
     curve = None if why else _curve(name, meta, read_metrics(d / 'metrics.jsonl'))
     if curve is not None and not len(curve) and not meta.get('final'):
       why = 'no metrics'

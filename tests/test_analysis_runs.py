@@ -96,6 +96,17 @@ def test_failed_diverged_and_unfinished_runs_are_excluded_in_one_warning(tmp_pat
   assert list(r.table['run']) == ['good'] and set(r.curves['run']) == {'good'}
 
 
+def test_wsd_trunks_are_left_out_and_their_branches_kept(tmp_path):
+  trunk = write_run(tmp_path, 'trunk', steps=(0, 10, 20, 40), losses=(6, 4, 3, 2.8))
+  branch = write_run(tmp_path, 'branch', steps=(20, 30), losses=(3, 2.5))
+  meta = json.loads((branch / 'run.json').read_text())
+  meta['forked_from'] = {'workdir': str(trunk), 'step': 20}
+  (branch / 'run.json').write_text(json.dumps(meta))
+  with pytest.warns(UserWarning, match='trunk'):
+    r = runs.load(tmp_path)
+  assert list(r.table['run']) == ['branch'] and r.table.loc[0, 'D'] == 30 * 64
+
+
 def test_empty_folder_and_no_completed_runs_are_input_errors(tmp_path):
   with pytest.raises(errors.InputError, match='no run directories'):
     runs.load(tmp_path)
