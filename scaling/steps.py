@@ -101,7 +101,7 @@ def build(c, task, mesh: jax.sharding.Mesh) -> StepFns:
     loss, aux, grads = accumulate(grad_fn, state['params'], batch, rng, c.grad_accum)
     updates, opt = tx.update(grads, state['opt'], state['params'])
     params = optax.apply_updates(state['params'], updates)
-    return {'params': params, 'opt': opt}, {'train_loss': loss, 'grad_norm': optax.global_norm(grads),
+    return {'params': params, 'opt': opt}, {'train_loss': loss, 'grad_norm': optax.tree.norm(grads),
                                             **aux}
 
   eval_step = jax.jit(lambda params, batch: task.eval_fn(model(params), batch),
