@@ -19,8 +19,9 @@ def manager(workdir: str, keep: int | None, create: bool = True) -> ocp.Checkpoi
                                options=options, item_names=('state', 'meta'))
 
 
-def save(mngr: ocp.CheckpointManager, step: int, state, seed: int) -> None:
-  meta = {'step': step, 'data_position': step, 'seed': seed}
+def save(mngr: ocp.CheckpointManager, step: int, state, seed: int, window: list[dict]) -> None:
+  """`window`: the metrics of the steps since the last metrics row, to log them after a resume."""
+  meta = {'step': step, 'data_position': step, 'seed': seed, 'metrics_window': window}
   mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                           meta=ocp.args.JsonSave(meta)))
 

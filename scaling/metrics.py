@@ -46,6 +46,14 @@ class Accounting:
       self.pending, self.window = (step, self.window), []
     return rows
 
+  def open_window(self) -> list[dict]:
+    """The metrics of steps not yet in a row, as JSON floats: a checkpoint keeps them so that a
+    resumed run logs the same rows as an uninterrupted one."""
+    return [{k: float(v) for k, v in m.items()} for m in jax.device_get(self.window)]
+
+  def resume_window(self, window: list[dict]) -> None:
+    self.window = [{k: np.float32(v) for k, v in m.items()} for m in window]  # exact round trip
+
   def flush(self) -> list[dict]:
     return [self._pull()] if self.pending else []
 

@@ -70,7 +70,8 @@ def train(c, workdir: str, log: RunLog) -> str:
 
   mngr = checkpoint.manager(workdir, c.keep_checkpoints)
   state, meta = checkpoint.restore(mngr, fns.abstract_state)
-  if state is None and c.init_from:
+  forked = state is None and bool(c.init_from)
+  if forked:
     state, meta = checkpoint.restore_fork(c, fns.abstract_state)
     log.update(forked_from={'workdir': os.path.abspath(c.init_from), 'step': c.init_step})
   state, start = (fns.init(), 0) if state is None else (state, meta['step'])
@@ -81,8 +82,10 @@ def train(c, workdir: str, log: RunLog) -> str:
   eval_batches = [sharding.global_batch(b, mesh) for b in data.eval_batches()]
   accounting = Accounting(c, described, mesh)
   progress = Progress(c.steps, start, enabled=log.enabled)
+  if meta is not None and not forked:
+    accounting.resume_window(meta['metrics_window'])
   preempted = _catch_sigterm()
-  if start == 0 or (c.init_from and start == c.init_step):
+  if start == 0 or forked:
     log.log(accounting.eval_row(start, fns.evaluate(state, eval_batches)))
 
   for step in range(start, c.steps):
@@ -94,9 +97,11 @@ def train(c, workdir: str, log: RunLog) -> str:
     if evaluate:
       _log_train(accounting.flush(), log, progress)
       log.log(accounting.eval_row(done, fns.evaluate(state, eval_batches)))
-    if done % c.checkpoint_every == 0 or done == c.steps or preempted():
-      checkpoint.save(mngr, done, state, c.seed)
-    if preempted():
+    stop = preempted()  # read once: a signal between two reads must not skip the save
+    if done % c.checkpoint_every == 0 or done == c.steps or stop:
+      _log_train(accounting.flush(), log, progress)  # rows up to `done` are on disk before it
+      checkpoint.save(mngr, done, state, c.seed, accounting.open_window())
+    if stop:
       break
   _log_train(accounting.flush(), log, progress)
   mngr.wait_until_finished()
