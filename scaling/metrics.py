@@ -2,7 +2,8 @@
 conventions, learning rate, throughput and MFU.
 
 Rows are pulled one window late: the window that closes at step s is fetched after step s + 1
-has been dispatched, so the host never waits on the device except at evals and the first step.
+has been dispatched, so the host waits on the device only at the first step, at evals and at
+checkpoints (which need the values anyway).
 """
 
 import time
