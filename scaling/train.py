@@ -103,10 +103,9 @@ def train(c, workdir: str, log: RunLog) -> str:
       checkpoint.save(mngr, done, state, c.seed, accounting.open_window())
     if stop:
       break
-  _log_train(accounting.flush(), log, progress)
-  mngr.wait_until_finished()
+  mngr.wait_until_finished()  # the last step always checkpointed above, flushing its rows
   progress.close()
-  if preempted():
+  if stop:
     return 'preempted'
   task.finish(fns.model(state), c, workdir)
   log.update(final=accounting.final)
