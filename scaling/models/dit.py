@@ -6,8 +6,6 @@ The adaLN modulations and the output projection start at zero, so at init every 
 identity and the network outputs zeros.
 """
 
-import math
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,22 +13,8 @@ from flax import nnx
 from ml_collections import config_dict
 
 from scaling.errors import ConfigError
+from scaling.models.initialization import Rule, dit_rules
 from scaling.models.transformer import param
-
-zeros = nnx.initializers.zeros_init()
-
-
-def xavier(fan_in_axes: int = 1) -> nnx.initializers.Initializer:
-  """Xavier-uniform for the matrix view of a weight whose first `fan_in_axes` axes are inputs.
-
-  Drawn 2-D and reshaped: XLA:CPU takes seconds to compile a draw of shape (D, 3, H, K).
-  """
-  def init(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
-    rows = math.prod(shape[:fan_in_axes])
-    matrix = nnx.initializers.xavier_uniform()(key, (rows, math.prod(shape) // rows), dtype)
-    return matrix.reshape(shape)
-  return init
-
 
 def check_shape(cfg: config_dict.ConfigDict) -> None:
   if cfg.image_size % cfg.patch:
@@ -74,10 +58,10 @@ def modulate(x_BxTxD: jax.Array, shift_BxD: jax.Array, scale_BxD: jax.Array) -> 
 class Modulation(nnx.Module):
   """SiLU(c) -> n vectors of width D; zero-initialised (the "Zero" of adaLN-Zero)."""
 
-  def __init__(self, d: int, n: int, *, dtype, rngs: nnx.Rngs):
+  def __init__(self, d: int, n: int, w_rule: Rule, b_rule: Rule, *, dtype, rngs: nnx.Rngs):
     self.dtype = dtype
-    self.w = param(rngs, zeros, (d, n, d), ('embed', None, None))
-    self.b = param(rngs, zeros, (n, d), (None, None))
+    self.w = param(rngs, w_rule, (d, n, d), ('embed', None, None))
+    self.b = param(rngs, b_rule, (n, d), (None, None))
 
   def __call__(self, c_BxD: jax.Array) -> list[jax.Array]:
     out_BxNxD = jnp.einsum('bd,dne->bne', jax.nn.silu(c_BxD), self.w[...].astype(self.dtype))
@@ -91,10 +75,11 @@ class Attention(nnx.Module):
     D, H = cfg.d_model, cfg.n_head
     K = D // H
     self.dtype = dtype
-    self.w_qkv = param(rngs, xavier(), (D, 3, H, K), ('embed', None, 'heads', 'kv'))
-    self.b_qkv = param(rngs, zeros, (3, H, K), (None, 'heads', 'kv'))
-    self.w_o = param(rngs, xavier(2), (H, K, D), ('heads', 'kv', 'embed'))
-    self.b_o = param(rngs, zeros, (D,), ('embed',))
+    rules = dit_rules(cfg)
+    self.w_qkv = param(rngs, rules['attn/w_qkv'], (D, 3, H, K), ('embed', None, 'heads', 'kv'))
+    self.b_qkv = param(rngs, rules['attn/b_qkv'], (3, H, K), (None, 'heads', 'kv'))
+    self.w_o = param(rngs, rules['attn/w_o'], (H, K, D), ('heads', 'kv', 'embed'))
+    self.b_o = param(rngs, rules['attn/b_o'], (D,), ('embed',))
 
   def __call__(self, x_BxTxD: jax.Array) -> jax.Array:
     qkv_Bx3xTxHxK = jnp.einsum('btd,dihk->bithk', x_BxTxD, self.w_qkv[...].astype(self.dtype))
@@ -110,12 +95,14 @@ class Attention(nnx.Module):
 
 class Mlp(nnx.Module):
 
-  def __init__(self, d: int, f: int, *, dtype, rngs: nnx.Rngs):
+  def __init__(self, cfg: config_dict.ConfigDict, *, dtype, rngs: nnx.Rngs):
+    d, f = cfg.d_model, cfg.mlp_ratio * cfg.d_model
     self.dtype = dtype
-    self.w_in = param(rngs, xavier(), (d, f), ('embed', 'mlp'))
-    self.b_in = param(rngs, zeros, (f,), ('mlp',))
-    self.w_out = param(rngs, xavier(), (f, d), ('mlp', 'embed'))
-    self.b_out = param(rngs, zeros, (d,), ('embed',))
+    rules = dit_rules(cfg)
+    self.w_in = param(rngs, rules['mlp/w_in'], (d, f), ('embed', 'mlp'))
+    self.b_in = param(rngs, rules['mlp/b_in'], (f,), ('mlp',))
+    self.w_out = param(rngs, rules['mlp/w_out'], (f, d), ('mlp', 'embed'))
+    self.b_out = param(rngs, rules['mlp/b_out'], (d,), ('embed',))
 
   def __call__(self, x_BxTxD: jax.Array) -> jax.Array:
     h_BxTxF = x_BxTxD @ self.w_in[...].astype(self.dtype) + self.b_in[...].astype(self.dtype)
@@ -126,9 +113,11 @@ class Mlp(nnx.Module):
 class Block(nnx.Module):
 
   def __init__(self, cfg: config_dict.ConfigDict, *, dtype, rngs: nnx.Rngs):
-    self.modulation = Modulation(cfg.d_model, 6, dtype=dtype, rngs=rngs)
+    rules = dit_rules(cfg)
+    self.modulation = Modulation(cfg.d_model, 6, rules['modulation/w'], rules['modulation/b'],
+                                 dtype=dtype, rngs=rngs)
     self.attn = Attention(cfg, dtype=dtype, rngs=rngs)
-    self.mlp = Mlp(cfg.d_model, cfg.mlp_ratio * cfg.d_model, dtype=dtype, rngs=rngs)
+    self.mlp = Mlp(cfg, dtype=dtype, rngs=rngs)
 
   def __call__(self, x_BxTxD: jax.Array, c_BxD: jax.Array) -> jax.Array:
     shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(c_BxD)
@@ -143,13 +132,13 @@ class Conditioning(nnx.Module):
     D, F = cfg.d_model, cfg.freq_dim
     self.dtype, self.freq_dim = dtype, cfg.freq_dim
     self.num_classes, self.label_dropout = cfg.num_classes, cfg.label_dropout
-    normal = nnx.initializers.normal(0.02)
-    self.w_t1 = param(rngs, normal, (F, D), (None, 'embed'))
-    self.b_t1 = param(rngs, zeros, (D,), ('embed',))
-    self.w_t2 = param(rngs, normal, (D, D), ('embed', None))
-    self.b_t2 = param(rngs, zeros, (D,), (None,))
+    rules = dit_rules(cfg)
+    self.w_t1 = param(rngs, rules['cond/w_t1'], (F, D), (None, 'embed'))
+    self.b_t1 = param(rngs, rules['cond/b_t1'], (D,), ('embed',))
+    self.w_t2 = param(rngs, rules['cond/w_t2'], (D, D), ('embed', None))
+    self.b_t2 = param(rngs, rules['cond/b_t2'], (D,), (None,))
     if cfg.num_classes:
-      self.classes = param(rngs, normal, (cfg.num_classes + 1, D), (None, 'embed'))
+      self.classes = param(rngs, rules['cond/classes'], (cfg.num_classes + 1, D), (None, 'embed'))
 
   def __call__(self, t_B: jax.Array, label_B: jax.Array | None, drop_key: jax.Array | None):
     h_BxD = timestep_features(t_B, self.freq_dim).astype(self.dtype)
@@ -173,13 +162,15 @@ class DiT(nnx.Module):
     check_shape(cfg)
     D, P, C = cfg.d_model, cfg.patch, cfg.channels
     self.dtype, self.patch = dtype, P
-    self.w_patch = param(rngs, xavier(), (P * P * C, D), (None, 'embed'))
-    self.b_patch = param(rngs, zeros, (D,), ('embed',))
+    rules = dit_rules(cfg)
+    self.w_patch = param(rngs, rules['w_patch'], (P * P * C, D), (None, 'embed'))
+    self.b_patch = param(rngs, rules['b_patch'], (D,), ('embed',))
     self.cond = Conditioning(cfg, dtype=dtype, rngs=rngs)
     self.blocks = nnx.List([Block(cfg, dtype=dtype, rngs=rngs) for _ in range(cfg.n_layer)])
-    self.final_modulation = Modulation(D, 2, dtype=dtype, rngs=rngs)
-    self.w_out = param(rngs, zeros, (D, P * P * C), ('embed', None))
-    self.b_out = param(rngs, zeros, (P * P * C,), (None,))
+    self.final_modulation = Modulation(D, 2, rules['final_modulation/w'],
+                                       rules['final_modulation/b'], dtype=dtype, rngs=rngs)
+    self.w_out = param(rngs, rules['w_out'], (D, P * P * C), ('embed', None))
+    self.b_out = param(rngs, rules['b_out'], (P * P * C,), (None,))
 
   def patchify(self, x_BxHxWxC: jax.Array) -> jax.Array:
     B, H, W, C = x_BxHxWxC.shape

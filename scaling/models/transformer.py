@@ -9,23 +9,19 @@ import jax.numpy as jnp
 from flax import nnx
 from ml_collections import config_dict
 
-Init = nnx.initializers.Initializer
+from scaling.models.initialization import Rule, lm_rules
 
 
-def param(rngs: nnx.Rngs, init: Init, shape: tuple[int, ...], names: tuple) -> nnx.Param:
+def param(rngs: nnx.Rngs, rule: Rule, shape: tuple[int, ...], names: tuple) -> nnx.Param:
   # eager_sharding=False: the mesh is applied by jit out_shardings, not at construction.
-  return nnx.Param(init(rngs.params(), shape), out_sharding=names, eager_sharding=False)
-
-
-def fan_in_init(in_axes: tuple[int, ...], scale: float = 1.0) -> Init:
-  return nnx.initializers.variance_scaling(scale, 'fan_in', 'truncated_normal', in_axis=in_axes,
-                                           out_axis=-1)
+  return nnx.Param(rule.initializer()(rngs.params(), shape), out_sharding=names,
+                   eager_sharding=False)
 
 
 class RMSNorm(nnx.Module):
 
-  def __init__(self, dim: int, *, rngs: nnx.Rngs):
-    self.scale = param(rngs, nnx.initializers.ones, (dim,), (None,))
+  def __init__(self, dim: int, rule: Rule, *, rngs: nnx.Rngs):
+    self.scale = param(rngs, rule, (dim,), (None,))
 
   def __call__(self, x_BxLxD: jax.Array) -> jax.Array:
     x = x_BxLxD.astype(jnp.float32)
@@ -50,12 +46,11 @@ class CausalAttention(nnx.Module):
     D, H = cfg.d_model, cfg.n_head
     K = D // H
     self.dtype = dtype
-    qkv_init = fan_in_init((0,))
-    self.wq = param(rngs, qkv_init, (D, H, K), ('embed', 'heads', 'kv'))
-    self.wk = param(rngs, qkv_init, (D, H, K), ('embed', 'heads', 'kv'))
-    self.wv = param(rngs, qkv_init, (D, H, K), ('embed', 'heads', 'kv'))
-    out_init = fan_in_init((0, 1), 1.0 / (2 * cfg.n_layer))  # residual branches add up over depth
-    self.wo = param(rngs, out_init, (H, K, D), ('heads', 'kv', 'embed'))
+    rules = lm_rules(cfg)
+    self.wq = param(rngs, rules['attn/wq'], (D, H, K), ('embed', 'heads', 'kv'))
+    self.wk = param(rngs, rules['attn/wk'], (D, H, K), ('embed', 'heads', 'kv'))
+    self.wv = param(rngs, rules['attn/wv'], (D, H, K), ('embed', 'heads', 'kv'))
+    self.wo = param(rngs, rules['attn/wo'], (H, K, D), ('heads', 'kv', 'embed'))
 
   def __call__(self, x_BxLxD: jax.Array) -> jax.Array:
     w = lambda p: p[...].astype(self.dtype)
@@ -78,11 +73,11 @@ class Mlp(nnx.Module):
   def __init__(self, cfg: config_dict.ConfigDict, *, dtype, rngs: nnx.Rngs):
     D, F = cfg.d_model, cfg.d_ff
     self.dtype, self.kind = dtype, cfg.mlp
-    self.w_in = param(rngs, fan_in_init((0,)), (D, F), ('embed', 'mlp'))
+    rules = lm_rules(cfg)
+    self.w_in = param(rngs, rules['mlp/w_in'], (D, F), ('embed', 'mlp'))
     if cfg.mlp == 'swiglu':
-      self.w_gate = param(rngs, fan_in_init((0,)), (D, F), ('embed', 'mlp'))
-    out_init = fan_in_init((0,), 1.0 / (2 * cfg.n_layer))
-    self.w_out = param(rngs, out_init, (F, D), ('mlp', 'embed'))
+      self.w_gate = param(rngs, rules['mlp/w_gate'], (D, F), ('embed', 'mlp'))
+    self.w_out = param(rngs, rules['mlp/w_out'], (F, D), ('mlp', 'embed'))
 
   def __call__(self, x_BxLxD: jax.Array) -> jax.Array:
     h_BxLxF = x_BxLxD @ self.w_in[...].astype(self.dtype)
@@ -96,9 +91,10 @@ class Mlp(nnx.Module):
 class Block(nnx.Module):
 
   def __init__(self, cfg: config_dict.ConfigDict, *, dtype, rngs: nnx.Rngs):
-    self.attn_norm = RMSNorm(cfg.d_model, rngs=rngs)
+    rules = lm_rules(cfg)
+    self.attn_norm = RMSNorm(cfg.d_model, rules['attn_norm/scale'], rngs=rngs)
     self.attn = CausalAttention(cfg, dtype=dtype, rngs=rngs)
-    self.mlp_norm = RMSNorm(cfg.d_model, rngs=rngs)
+    self.mlp_norm = RMSNorm(cfg.d_model, rules['mlp_norm/scale'], rngs=rngs)
     self.mlp = Mlp(cfg, dtype=dtype, rngs=rngs)
 
   def __call__(self, x_BxLxD: jax.Array) -> jax.Array:
@@ -112,12 +108,12 @@ class Transformer(nnx.Module):
   def __init__(self, cfg: config_dict.ConfigDict, *, dtype=jnp.float32, rngs: nnx.Rngs):
     V, D = cfg.vocab_size, cfg.d_model
     self.dtype, self.tied = dtype, cfg.tied_embeddings
-    vocab_init = nnx.initializers.normal(0.02)  # small logits at init: loss starts near ln(V)
-    self.embed = param(rngs, vocab_init, (V, D), ('vocab', 'embed'))
+    rules = lm_rules(cfg)
+    self.embed = param(rngs, rules['embed'], (V, D), ('vocab', 'embed'))
     self.blocks = nnx.List([Block(cfg, dtype=dtype, rngs=rngs) for _ in range(cfg.n_layer)])
-    self.out_norm = RMSNorm(D, rngs=rngs)
+    self.out_norm = RMSNorm(D, rules['out_norm/scale'], rngs=rngs)
     if not cfg.tied_embeddings:
-      self.unembed = param(rngs, vocab_init, (D, V), ('embed', 'vocab'))
+      self.unembed = param(rngs, rules['unembed'], (D, V), ('embed', 'vocab'))
 
   def __call__(self, tokens_BxL: jax.Array) -> jax.Array:
     x_BxLxD = self.embed[...].astype(self.dtype)[tokens_BxL]
