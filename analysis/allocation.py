@@ -3,8 +3,14 @@
 Closed form for C = 6ND; numerically for any FLOPs-per-token function f(N) (C = f(N)·D, as for
 the Chinchilla FLOP convention or a DiT) or any C(N, D) increasing in D. Every function takes
 numpy arrays that broadcast, so one call covers a grid of budgets and all bootstrap samples.
+
+`Compute` is the FLOP convention of a fitted table: C = r(N)·N·D with the ratio r = C/(N·D)
+read off the table's own points and interpolated linearly in log N (held at the end values
+outside the sizes trained). That is exact when the ratio is constant and needs no knowledge of the
+model; `Compute.six_nd()` is the C = 6ND convention.
 """
 
+import dataclasses
 from typing import Callable
 
 import numpy as np
@@ -60,33 +66,90 @@ def optimal_numeric(C, A, B, alpha, beta, flops_per_token: Callable | None = Non
   return np.exp(u), tokens(np.exp(u))
 
 
-def optimal(C, params: dict, flops_per_token: Callable | None = None) -> tuple[Array, Array]:
-  """N_opt, D_opt for a Chinchilla-law parameter dict; closed form when f(N) is None (6N)."""
-  if flops_per_token is None:
-    return optimal_6nd(C, **params)
-  return optimal_numeric(C, flops_per_token=flops_per_token, **params)
+@dataclasses.dataclass(frozen=True)
+class Compute:
+  """C = ratio(N)·N·D, the ratio interpolated linearly in log N between knots (constant beyond)."""
+  convention: str  # 'table' (ratio read off the points) or '6nd'
+  N_K: np.ndarray  # the knots: distinct sizes, increasing
+  ratio_K: np.ndarray
+
+  @classmethod
+  def six_nd(cls) -> 'Compute':
+    return cls('6nd', np.ones(1), np.full(1, 6.0))
+
+  @classmethod
+  def from_table(cls, N, D, C) -> 'Compute':
+    """Knots at each distinct N: the geometric mean of that size's C/(N·D)."""
+    N, D, C = (np.asarray(v, np.float64) for v in (N, D, C))
+    knots, inverse = np.unique(N, return_inverse=True)
+    log_ratio = np.bincount(inverse, np.log(C / (N * D))) / np.bincount(inverse)
+    return cls('table', knots, np.exp(log_ratio))
+
+  @property
+  def constant(self) -> bool:
+    return bool(np.ptp(self.ratio_K) <= 1e-12 * self.ratio_K.max())
+
+  def ratio(self, N) -> Array:
+    return np.interp(np.log(N), np.log(self.N_K), self.ratio_K)
+
+  def flops_per_token(self, N) -> Array:
+    return self.ratio(N) * N
+
+  def to_json(self) -> dict:
+    return {'convention': self.convention,
+            'ratio_range': [float(self.ratio_K.min()), float(self.ratio_K.max())],
+            'knots': {'N': self.N_K.tolist(), 'ratio': self.ratio_K.tolist()}}
+
+  @classmethod
+  def from_json(cls, d: dict) -> 'Compute':
+    N_K, ratio_K = (np.asarray(d['knots'][k], np.float64) for k in ('N', 'ratio'))
+    if d['convention'] not in ('table', '6nd') or N_K.shape != ratio_K.shape or not N_K.size or (
+        not (np.isfinite(N_K).all() and np.isfinite(ratio_K).all() and (N_K > 0).all() and
+             (ratio_K > 0).all() and (np.diff(N_K) > 0).all())):
+      raise ValueError('compute: bad knots')
+    return cls(d['convention'], N_K, ratio_K)
 
 
-def optimal_loss(C, params: dict, flops_per_token: Callable | None = None) -> Array:
-  N, D = optimal(C, params, flops_per_token)
+def optimal(C, params: dict, compute: Compute | None = None) -> tuple[Array, Array]:
+  """N_opt, D_opt for a Chinchilla-law parameter dict under a FLOP convention (None: 6ND).
+
+  A constant ratio r is C = 6ND at the budget 6C/r, in closed form; otherwise numerically."""
+  if compute is None or compute.constant:
+    scale = 1.0 if compute is None else 6.0 / compute.ratio_K[0]
+    return optimal_6nd(np.asarray(C, float) * scale, **params)
+  return optimal_numeric(C, flops_per_token=compute.flops_per_token, **params)
+
+
+def optimal_loss(C, params: dict, compute: Compute | None = None) -> Array:
+  N, D = optimal(C, params, compute)
   return laws.chinchilla(N, D, **params)
 
 
-def compute_for_loss(target, params: dict, flops_per_token: Callable | None = None,
-                     iters: int = 200) -> Array:
-  """Smallest budget whose compute-optimal loss reaches `target`; NaN where target ≤ E."""
+def compute_for_loss(target, params: dict, compute: Compute | None = None,
+                     iters: int = 64) -> Array:
+  """Smallest budget whose compute-optimal loss reaches `target`; NaN where target ≤ E.
+
+  Bisection in log C over [0, log 1e45]: 64 halvings reach float precision."""
   shape = np.broadcast(target, *params.values()).shape
   lo, hi = np.full(shape, np.log(1.0)), np.full(shape, np.log(1e45))
   for _ in range(iters):
     mid = (lo + hi) / 2
-    above = optimal_loss(np.exp(mid), params, flops_per_token) > target
+    above = optimal_loss(np.exp(mid), params, compute) > target
     lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
   C = np.exp(hi)
-  return np.where(optimal_loss(C, params, flops_per_token) <= target * (1 + 1e-9), C, np.nan)
+  return np.where(optimal_loss(C, params, compute) <= target * (1 + 1e-9), C, np.nan)
 
 
-def derived(params: dict, C) -> dict[str, Array]:
-  """a, b and, at budget C (C = 6ND), N_opt, D_opt and tokens per parameter; over any samples."""
+def derived(params: dict, C, compute: Compute | None = None) -> dict[str, Array]:
+  """a, b and, at budget C, N_opt, D_opt, tokens per parameter and the local exponents
+  a_local = d log N_opt / d log C, b_local = d log D_opt / d log C; over any samples.
+
+  a and b are the law's exponents, β/(α+β) and α/(α+β): the slopes wherever the FLOP ratio is
+  constant (always for C = 6ND); a_local and b_local are the slopes under `compute` at C."""
   a, b = laws.exponents(params['alpha'], params['beta'])
-  N, D = optimal_6nd(C, **params)
-  return {'a': a, 'b': b, 'N_opt': N, 'D_opt': D, 'tokens_per_param': D / N}
+  N, D = optimal(C, params, compute)
+  h = 0.01  # central difference in log C; the slope varies slowly, so h² is negligible
+  N_hi, D_hi = optimal(np.asarray(C, float) * np.exp(h), params, compute)
+  N_lo, D_lo = optimal(np.asarray(C, float) * np.exp(-h), params, compute)
+  return {'a': a, 'b': b, 'N_opt': N, 'D_opt': D, 'tokens_per_param': D / N,
+          'a_local': np.log(N_hi / N_lo) / (2 * h), 'b_local': np.log(D_hi / D_lo) / (2 * h)}

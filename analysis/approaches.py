@@ -1,12 +1,17 @@
-"""Chinchilla's Approaches 1 and 2: compute-optimal N and D read off runs without a parametric L.
+"""Chinchilla's Approach 1: compute-optimal N and D read off the training curves themselves.
 
-Approach 1: the lower envelope of all training curves gives the best loss at each compute C and
-the size that reaches it, N_opt(C). Approach 2: points at (nearly) one budget form an IsoFLOP
-profile; a parabola in log N locates its minimum. Both end in power laws N_opt ∝ C^a, D_opt ∝ C^b.
+The lower envelope of all training curves gives the best loss at each compute C and the size that
+reaches it, N_opt(C); power laws N_opt ∝ C^a, D_opt ∝ C^b go through it. (Approach 2, the IsoFLOP
+profiles, is analysis/isoflop.py.) Rows with C <= 0, such as the step-0 eval, are dropped first.
+
+The envelope is fair only where each point on it is the end of a schedule: WSD cooldown branches,
+or several run lengths per size as Hoffmann et al. trained. Intermediate points of a cosine run
+fitted to one length are read before the schedule has decayed, above the loss a run of that
+length would reach, so an envelope of them favours small models; `single_length_warning` says
+when the curves are like that.
 """
 
 import dataclasses
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -28,6 +33,7 @@ def fit_power_law(x, y) -> PowerLaw:
 
 def envelope(curves: pd.DataFrame, n_grid: int = 200) -> pd.DataFrame:
   """Best loss at each C over all runs (curves: run, N, C, D, loss), interpolated in log C."""
+  curves = curves[(curves['C'] > 0) & (curves['D'] > 0) & np.isfinite(curves['loss'])]
   logc = np.log(curves['C'].to_numpy())
   grid_G = np.linspace(logc.min(), logc.max(), n_grid)
   loss_RxG, n_R, d_RxG = [], [], []
@@ -54,6 +60,7 @@ class Optima:
 def approach1(curves: pd.DataFrame, n_grid: int = 200) -> Optima:
   """Power laws through the envelope where its best run is neither the smallest nor the largest
   size: there the frontier is set by the sizes trained, not by the optimum."""
+  curves = curves[(curves['C'] > 0) & (curves['D'] > 0) & np.isfinite(curves['loss'])]
   env = envelope(curves, n_grid)
   inner = env[(env['N'] > curves['N'].min()) & (env['N'] < curves['N'].max())]
   if inner['N'].nunique() < 2:
@@ -62,88 +69,34 @@ def approach1(curves: pd.DataFrame, n_grid: int = 200) -> Optima:
   return Optima(env, fit_power_law(inner['C'], inner['N']), fit_power_law(inner['C'], inner['D']))
 
 
-def budgets(C, rtol: float = 0.05) -> np.ndarray:
-  """Group labels: sorted budgets join a group while within rtol of the previous one."""
-  C = np.asarray(C, float)
-  order = np.argsort(C)
-  jumps = np.diff(np.log(C[order])) > np.log1p(rtol)
-  labels = np.empty(len(C), int)
-  labels[order] = np.concatenate([[0], np.cumsum(jumps)])
-  return labels
-
-
-def parabola(logn_P, loss_P, weight_RxP=None) -> np.ndarray:
-  """Least-squares [c2, c1, c0] of loss ~ c2 u² + c1 u + c0 in u = log N, per weight row;
-  NaN for rows that weight fewer than 3 distinct sizes."""
-  u_P = np.asarray(logn_P, float)
-  X_PxT = np.stack([u_P**2, u_P, np.ones_like(u_P)], 1)
-  w_RxP = np.ones((1, len(u_P))) if weight_RxP is None else weight_RxP
-  sizes_PxV = np.unique(u_P, return_inverse=True)[1][:, None] == np.arange(len(np.unique(u_P)))
-  enough_R = ((w_RxP @ sizes_PxV) > 0).sum(1) >= 3
-  XtX_RxTxT = np.einsum('rp,pi,pj->rij', w_RxP, X_PxT, X_PxT)
-  Xty_RxT = np.einsum('rp,pi,p->ri', w_RxP, X_PxT, np.asarray(loss_P, float))
-  XtX_RxTxT[~enough_R] = np.eye(3)
-  c_RxT = np.linalg.solve(XtX_RxTxT, Xty_RxT[..., None])[..., 0]
-  c_RxT[~enough_R] = np.nan
-  return c_RxT
-
-
-def vertex(c_RxT: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """(log N, loss) at each parabola's minimum; NaN where it opens downwards."""
-  with np.errstate(all='ignore'):
-    u = -c_RxT[:, 1] / (2 * c_RxT[:, 0])
-  loss = c_RxT[:, 0] * u**2 + c_RxT[:, 1] * u + c_RxT[:, 2]
-  return np.where(c_RxT[:, 0] > 0, u, np.nan), loss
-
-
-def _profiles(table: pd.DataFrame, rtol: float, min_points: int):
-  """(label, budget C, log N, loss) of each IsoFLOP group with >= min_points distinct sizes."""
-  for label, g in table.groupby(budgets(table['C'], rtol)):
-    if g['N'].nunique() >= min_points:
-      C = float(np.exp(np.log(g['C']).mean()))
-      yield label, C, np.log(g['N'].to_numpy()), g['loss'].to_numpy()
-
-
-def _slope_R(logx_G, logy_RxG) -> np.ndarray:
-  """Least-squares slope of each row against logx, skipping its NaN entries."""
-  m_RxG = np.isfinite(logy_RxG)
-  y_RxG = np.where(m_RxG, logy_RxG, 0.0)
-  with np.errstate(all='ignore'):
-    mean_x_R = (m_RxG * logx_G).sum(1) / m_RxG.sum(1)
-    mean_y_R = y_RxG.sum(1) / m_RxG.sum(1)
-    dx_RxG = np.where(m_RxG, logx_G - mean_x_R[:, None], 0.0)
-    return (dx_RxG * (y_RxG - mean_y_R[:, None])).sum(1) / (dx_RxG**2).sum(1)
-
-
-def approach2(table: pd.DataFrame, rtol: float = 0.05, min_points: int = 4,
-              flops_per_token: Callable | None = None) -> Optima:
-  """IsoFLOP optima per budget (>= min_points sizes and an upward parabola), then power laws."""
-  f = flops_per_token or (lambda N: 6 * N)
-  rows = []
-  for label, C, logn, loss in _profiles(table, rtol, min_points):
-    c = parabola(logn, loss)
-    u, best = vertex(c)
-    if np.isfinite(u[0]):
-      N = float(np.exp(u[0]))
-      rows.append({'budget': label, 'C': C, 'N': N, 'D': C / f(N), 'loss': best[0],
-                   'n_points': len(loss), 'c2': c[0, 0], 'c1': c[0, 1], 'c0': c[0, 2]})
-  if len(rows) < 2:
-    raise errors.InputError(f'only {len(rows)} IsoFLOP budgets with >= {min_points} model sizes '
-                            'and a minimum: Approach 2 needs 2; add runs at shared budgets')
-  opt = pd.DataFrame(rows)
-  return Optima(opt, fit_power_law(opt['C'], opt['N']), fit_power_law(opt['C'], opt['D']))
-
-
-def approach2_bootstrap(table: pd.DataFrame, n_resamples: int, seed: int, rtol: float = 0.05,
-                        min_points: int = 4, flops_per_token: Callable | None = None) -> dict:
-  """Exponents a, b refitted on point resamples drawn within each budget (NaN: no minimum)."""
-  f = flops_per_token or (lambda N: 6 * N)
+def approach1_bootstrap(curves: pd.DataFrame, n_resamples: int, seed: int,
+                        n_grid: int = 200) -> dict:
+  """a and b refitted on resamples of whole runs drawn with replacement (NaN: too few sizes)."""
   rng = np.random.default_rng(seed)
-  logc_G, logn_GxR = [], []
-  for _, C, logn, loss in _profiles(table, rtol, min_points):
-    w_RxP = rng.multinomial(len(loss), np.full(len(loss), 1 / len(loss)), size=n_resamples)
-    logc_G.append(np.log(C))
-    logn_GxR.append(vertex(parabola(logn, loss, w_RxP.astype(float)))[0])
-  logc_G, logn_RxG = np.array(logc_G), np.array(logn_GxR).T
-  logd_RxG = logc_G - np.log(f(np.exp(logn_RxG)))
-  return {'a': _slope_R(logc_G, logn_RxG), 'b': _slope_R(logc_G, logd_RxG)}
+  names = curves['run'].unique()
+  by_run = {k: g for k, g in curves.groupby('run')}
+  out = {'a': np.full(n_resamples, np.nan), 'b': np.full(n_resamples, np.nan)}
+  for r in range(n_resamples):
+    pick = np.unique(rng.choice(names, len(names)))  # a run drawn twice adds nothing to a minimum
+    try:
+      opt = approach1(pd.concat([by_run[k] for k in pick]), n_grid)
+    except errors.InputError:
+      continue
+    out['a'][r], out['b'][r] = opt.n_opt.exponent, opt.d_opt.exponent
+  return out
+
+
+def single_length_warning(runs: pd.DataFrame) -> str | None:
+  """A warning when the envelope would come from intermediate points of single-length runs.
+
+  runs: one row per run with N, schedule and (for WSD branches) cluster; fair when every size has
+  several run lengths (steps) or the runs are cooldown branches."""
+  single = runs.groupby('N')['steps'].nunique().max() <= 1
+  branches = 'cluster' in runs and (runs['cluster'] != runs['run']).any()
+  schedules = set(runs.get('schedule', pd.Series(dtype=str)).dropna())
+  if single and not branches and schedules - {'constant', 'wsd'}:
+    return ('Approach 1 reads the envelope off intermediate points of runs with one length per '
+            f'size and a {"/".join(sorted(schedules))} schedule: those points are read before the '
+            'schedule decays, so they are biased towards small models; train several lengths per '
+            'size or WSD cooldown branches for a fair envelope')
+  return None

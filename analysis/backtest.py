@@ -22,3 +22,16 @@ def backtest(table: pd.DataFrame, c_cut: float, law: laws.Law = laws.CHINCHILLA,
   held['predicted'] = law.predict(params, **{v: held[v].to_numpy() for v in law.variables})
   held['rel_error'] = held['predicted'] / held['loss'] - 1
   return params, held.reset_index(drop=True)
+
+
+def noise_note(held: pd.DataFrame) -> str:
+  """The backtest's error beside the noise of the measurements it predicts."""
+  err = held['rel_error'].abs()
+  line = (f'backtest error: mean |predicted/measured − 1| {err.mean():.2%} over {len(held)} '
+          f'held-out points, largest {err.max():.2%}; ')
+  se = (held['loss_stderr'] / held['loss']).dropna() if 'loss_stderr' in held else pd.Series()
+  if not len(se):
+    return line + 'no eval standard errors logged, so the measurement noise is unknown'
+  return line + (f'median eval standard error {se.median():.2%} of the loss, so the error is '
+                 f'{err.mean() / se.median():.3g}× the noise' if se.median() > 0 else
+                 'eval standard error 0')

@@ -1,7 +1,7 @@
 """The digitised Chinchilla data set and the published fits on it (data/chinchilla/README.md).
 
-The data live outside the repository, in ../shared/data/chinchilla relative to the repo root;
-every entry point takes --data to point elsewhere.
+The data ship with the repository under data/chinchilla/ (Besiroglu et al. 2024, copied unchanged
+from epoch-research/analyzing-chinchilla); every entry point takes --data to point elsewhere.
 """
 
 import pathlib
@@ -11,7 +11,7 @@ import pandas as pd
 from analysis import errors
 from analysis import points
 
-DEFAULT_DATA = pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'chinchilla'
+DEFAULT_DATA = pathlib.Path(__file__).resolve().parents[1] / 'data' / 'chinchilla'
 FILE = 'svg_extracted_data.csv'
 COLUMNS = {'N': 'Model Size', 'C': 'Training FLOP', 'loss': 'loss'}  # D = C / (6N)
 EXCLUDE_TOP_LOSS = 5
@@ -26,6 +26,16 @@ GRID_FIT = PUBLISHED['Besiroglu et al. 2024, grid fit']
 STDERR = dict(E=0.026, A=124.6, B=1293, alpha=0.015, beta=0.021)  # 4,000 bootstrap resamples
 A_EXPONENT = 0.513  # a = beta / (alpha + beta) of the replication (Hoffmann: 0.46)
 N_RESAMPLES = 4000
+# Hoffmann et al. 2022, Table 2: a and b with their intervals, per approach; Kaplan et al. 2020
+TABLE2 = {
+    'Hoffmann et al. 2022, Approach 1': dict(a=0.50, a_ci95=(0.488, 0.502), b=0.50,
+                                             b_ci95=(0.501, 0.512)),
+    'Hoffmann et al. 2022, Approach 2': dict(a=0.49, a_ci95=(0.462, 0.534), b=0.51,
+                                             b_ci95=(0.483, 0.529)),
+    'Hoffmann et al. 2022, Approach 3': dict(a=0.46, a_ci95=(0.454, 0.455), b=0.54,
+                                             b_ci95=(0.542, 0.543)),
+    'Kaplan et al. 2020': dict(a=0.73, b=0.27),
+}
 REPLICATION_SEED = 42
 
 
@@ -38,6 +48,6 @@ def load(data_dir: str | pathlib.Path = DEFAULT_DATA) -> pd.DataFrame:
   csv = path(data_dir)
   if not csv.is_file():
     raise errors.InputError(f'no {FILE} in {data_dir}: pass --data=DIR with the Chinchilla data '
-                            '(see data/chinchilla/README.md in the shared folder)')
+                            '(data/chinchilla/ in the repository holds it)')
   table = points.canonical(pd.read_csv(csv), COLUMNS)
   return points.drop_top_loss(table, EXCLUDE_TOP_LOSS)

@@ -6,6 +6,15 @@ point and every bootstrap resample are then run to a strict stopping rule (no re
 test, gradient below STRICT_GTOL): the summed Huber objective is ~1e-3 at the optimum, so scipy's
 relative-decrease test (floored at 1) stops resamples next to their warm start and would shrink
 the bootstrap spread by an order of magnitude.
+
+A fit is `converged` only when its start met a stopping rule, its end point is finite and the
+largest |gradient| there is below lbfgs.GTOL: a fit that stopped on a failed line search or the
+iteration cap, or ran off to infinity, is never reported as converged.
+
+The bootstrap resamples points, or clusters of points that are not independent (the cooldown
+branches of one WSD trunk share the trunk's training), as multinomial counts. Most resamples are
+warm-started at the full-data fit; a share of them also start cold from the whole grid, so that an
+objective with several basins shows up in the intervals instead of being hidden by the warm start.
 """
 
 import dataclasses
@@ -66,13 +75,29 @@ def fit(prob: objective.Problem, starts_SxQ: np.ndarray, polish: bool = True) ->
     pol = refit(prob, x[None])
     if pol.f[0] <= f:
       x, f = pol.x[0], pol.f[0]
-  return Fit(x=x, objective=float(f), converged=converged)
+  return Fit(x=x, objective=float(f), converged=converged and stationary(prob, x))
+
+
+def stationary(prob: objective.Problem, x_Q: np.ndarray) -> bool:
+  """A finite point whose largest |gradient| is below L-BFGS's default tolerance."""
+  f, g = prob(np.asarray(x_Q, float)[None], np.zeros(1, int))
+  return bool(np.isfinite(x_Q).all() and np.isfinite(f[0]) and np.abs(g).max() <= lbfgs.GTOL)
 
 
 def multinomial_weights(n_points: int, n_resamples: int, seed: int) -> np.ndarray:
   """Bootstrap resamples as point counts (R×P): resampling with replacement, as weights."""
   rng = np.random.default_rng(seed)
   return rng.multinomial(n_points, np.full(n_points, 1 / n_points), size=n_resamples).astype(float)
+
+
+def cluster_weights(clusters_P, n_resamples: int, seed: int) -> np.ndarray:
+  """Resamples of whole clusters (R×P point counts): every point of a drawn cluster counts once
+  per draw. With one point per cluster, in order, this equals multinomial_weights."""
+  labels, inverse = np.unique(np.asarray(clusters_P).astype(str), return_inverse=True)
+  if len(labels) == len(inverse) and (inverse == np.arange(len(inverse))).all():
+    return multinomial_weights(len(inverse), n_resamples, seed)
+  counts_RxG = multinomial_weights(len(labels), n_resamples, seed)
+  return counts_RxG[:, inverse]
 
 
 def replication_weights(n_points: int, n_resamples: int, seed: int = 42) -> np.ndarray:
@@ -86,6 +111,43 @@ def bootstrap(prob: objective.Problem, x_Q: np.ndarray, weights_RxP: np.ndarray)
   """Refit every resample, warm-started at the full-data fit (all resamples in one batch)."""
   boot = dataclasses.replace(prob, weight_WxP=weights_RxP)
   return refit(boot, np.repeat(x_Q[None], len(weights_RxP), 0))
+
+
+@dataclasses.dataclass
+class Bootstrap:
+  x_RxQ: np.ndarray  # every resample's end point (the better of warm and cold where both ran)
+  converged_R: np.ndarray
+  cold_R: np.ndarray  # True where the resample was also started cold from the grid
+  other_basin_R: np.ndarray  # True where that cold start ended in another, lower basin
+
+  def summary(self) -> dict:
+    """fit.json's bookkeeping: how many converged, and what the cold starts found."""
+    n_cold = int(self.cold_R.sum())
+    return {'resamples': len(self.converged_R), 'converged': int(self.converged_R.sum()),
+            'cold_starts': n_cold,
+            'cold_other_basin_share': float(self.other_basin_R.sum() / n_cold) if n_cold else None}
+
+
+def bootstrap_with_cold_starts(prob: objective.Problem, x_Q: np.ndarray, weights_RxP: np.ndarray,
+                               starts_SxQ: np.ndarray, cold_share: float = 0.1,
+                               seed: int = 0, basin_tol: float = 1e-2) -> Bootstrap:
+  """`bootstrap`, plus round(cold_share·R) resamples (at least one when the share is > 0) refitted
+  from every start of the grid, as the full-data fit was. A cold end point replaces the warm one
+  when its objective is lower; it is in another basin when it also lies more than basin_tol from
+  the warm end point in some parameter (the row layout: log coefficients and exponents)."""
+  R = len(weights_RxP)
+  warm = bootstrap(prob, x_Q, weights_RxP)
+  x, converged = warm.x.copy(), warm.converged & np.isfinite(warm.f)
+  n_cold = min(R, max(int(round(cold_share * R)), int(cold_share > 0)))
+  cold = np.zeros(R, bool)
+  cold[np.random.default_rng(seed).choice(R, n_cold, replace=False)] = True
+  other = np.zeros(R, bool)
+  for r in np.flatnonzero(cold):
+    end = fit(dataclasses.replace(prob, weight_WxP=weights_RxP[r:r + 1]), starts_SxQ)
+    if end.converged and (not converged[r] or end.objective < warm.f[r]):
+      other[r] = np.abs(end.x - warm.x[r]).max() > basin_tol
+      x[r], converged[r] = end.x, True
+  return Bootstrap(x_RxQ=x, converged_R=converged, cold_R=cold, other_basin_R=other)
 
 
 def summarize(samples: dict[str, np.ndarray]) -> tuple[dict, dict]:

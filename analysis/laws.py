@@ -68,3 +68,28 @@ class Law:
 
 
 CHINCHILLA = Law(('N', 'D'))
+
+
+def effective(unique, total, r_star):
+  """Muennighoff et al. (2023), eq. 5-6: the effective count of `total` when only `unique` of it
+  is new: unique + unique R* (1 - exp(-R/R*)), R = total/unique - 1 repeats (0 when total ≤ unique,
+  where the count is total itself). The same form gives D' from (U_D, D) and N' from (U_N, N)."""
+  unique = np.minimum(unique, total)
+  repeats = total / unique - 1
+  return unique + unique * r_star * -np.expm1(-repeats / r_star)
+
+
+def optimal_params_for_tokens(D, A, B, alpha, beta):
+  """N_opt for which D is the compute-optimal data under L = E + A/N^α + B/D^β and C = 6ND:
+  N_opt = G (G D)^(β/α) with G = (αA / βB)^(1/(α+β)) (Hoffmann et al. 2022, eq. 4, inverted)."""
+  G = (alpha * A / (beta * B))**(1 / (alpha + beta))
+  return G * (G * D)**(beta / alpha)
+
+
+def data_constrained(N, D, U, E, A, B, alpha, beta, R_D_star, R_N_star):
+  """L = E + A/N'^α + B/D'^β with D' from U unique tokens seen D/U times, and N' from U_N =
+  min(N, N_opt(U_D)): parameters beyond those compute-optimal for the unique data are worth less
+  (Muennighoff et al. 2023, "Scaling Data-Constrained Language Models", eq. 7)."""
+  U_D = np.minimum(U, D)
+  U_N = np.minimum(N, optimal_params_for_tokens(U_D, A, B, alpha, beta))
+  return chinchilla(effective(U_N, N, R_N_star), effective(U_D, D, R_D_star), E, A, B, alpha, beta)

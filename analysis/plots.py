@@ -44,31 +44,20 @@ def frontier(C, loss) -> tuple[np.ndarray, np.ndarray]:
 
 
 def loss_vs_compute(table: pd.DataFrame, law: laws.Law, params: dict, out_dir,
-                    name='loss_vs_compute'):
+                    name='loss_vs_compute', compute: allocation.Compute | None = None):
+  """Points, frontier and the law; Chinchilla's at its compute-optimal N, D under `compute`,
+  the points' own FLOP convention, so curve and points share one C axis."""
   fig, ax = _axes('training FLOPs C', 'loss')
   sc = ax.scatter(table['C'], table['loss'], c=np.log10(table['N']), s=12, cmap='viridis')
   fig.colorbar(sc, ax=ax, label='log10 N')
   ax.step(*frontier(table['C'], table['loss']), where='post', color='k', lw=1, label='frontier')
   C = _log_grid(table['C'])
   if law.name == 'chinchilla':
-    ax.plot(C, allocation.optimal_loss(C, params), 'r-', label='fit at compute-optimal N, D')
+    ax.plot(C, allocation.optimal_loss(C, params, compute), 'r-',
+            label='fit at compute-optimal N, D')
   elif law.variables == ('C',):
     ax.plot(C, law.predict(params, C=C), 'r-', label='fit')
   ax.legend()
-  return save(fig, out_dir, name)
-
-
-def isoflop(table: pd.DataFrame, optima: pd.DataFrame, budget_labels, out_dir, name='isoflop'):
-  fig, ax = _axes('parameters N', 'loss', loglog=False)
-  ax.set_xscale('log')
-  for _, opt in optima.iterrows():
-    g = table[np.asarray(budget_labels) == opt['budget']]
-    line = ax.scatter(g['N'], g['loss'], s=10)
-    u = np.log(_log_grid(g['N'], 100))
-    ax.plot(np.exp(u), opt['c2'] * u**2 + opt['c1'] * u + opt['c0'], color=line.get_facecolor()[0],
-            label=f'C={opt["C"]:.1e}')
-    ax.plot(opt['N'], opt['loss'], 'k*', ms=8)
-  ax.legend(fontsize=6)
   return save(fig, out_dir, name)
 
 
@@ -83,18 +72,21 @@ def allocation_bands(C, n_opt, d_opt, bands: dict | None, out_dir, name='optimal
   return save(fig, out_dir, name)
 
 
-def contours(table: pd.DataFrame, params: dict, out_dir, name='contours'):
-  """Chinchilla Figure 4 (left) style: iso-loss contours of L(N, C/6N) over (C, N), data on top."""
+def contours(table: pd.DataFrame, params: dict, out_dir, name='contours',
+             compute: allocation.Compute | None = None):
+  """Chinchilla Figure 4 (left) style: iso-loss contours of L(N, D(N, C)) over (C, N), data on
+  top; D = C/(r(N)·N) under `compute` (None: r = 6)."""
   fig, ax = _axes('training FLOPs C', 'parameters N')
   C = np.geomspace(table['C'].min() / 3, table['C'].max() * 30, 200)
   N = np.geomspace(table['N'].min() / 3, table['N'].max() * 10, 200)
   CC, NN = np.meshgrid(C, N)
-  LL = laws.chinchilla(NN, CC / (6 * NN), **params)
+  per_token = 6 * NN if compute is None else compute.flops_per_token(NN)
+  LL = laws.chinchilla(NN, CC / per_token, **params)
   ax.contour(CC, NN, LL, levels=np.quantile(table['loss'], np.linspace(0.02, 0.98, 12)),
              colors='grey', linewidths=0.6)
   sc = ax.scatter(table['C'], table['N'], c=table['loss'], s=10, cmap='viridis_r')
   fig.colorbar(sc, ax=ax, label='loss')
-  ax.plot(C, allocation.optimal_6nd(C, **params)[0], 'b-', label='efficient frontier')
+  ax.plot(C, allocation.optimal(C, params, compute)[0], 'b-', label='efficient frontier')
   ax.set_ylim(N[0], N[-1])
   ax.legend()
   return save(fig, out_dir, name)
@@ -110,8 +102,10 @@ def residuals(table: pd.DataFrame, predicted, out_dir, name='residuals'):
   return save(fig, out_dir, name)
 
 
-def tokens_per_param(C, ratio, band, out_dir, name='tokens_per_parameter'):
-  fig, ax = _axes('training FLOPs C', 'compute-optimal tokens per parameter D/N', loglog=False)
+def tokens_per_param(C, ratio, band, out_dir, name='tokens_per_parameter',
+                     ylabel='compute-optimal tokens per parameter D/N'):
+  """ylabel should say which N and what a token is (fit.json's units)."""
+  fig, ax = _axes('training FLOPs C', ylabel, loglog=False)
   ax.set_xscale('log')
   ax.plot(C, ratio, 'C0-', label='D_opt / N_opt')
   if band is not None:

@@ -1,6 +1,39 @@
-"""Training fields shared by every task's config: the loop reads these, the task reads `model`."""
+"""Training fields shared by every task's config: the loop reads these, the task reads `model`.
+Also the one parser of the `:ARG` after a config or sweep file (`configs/lm.py:size=small`)."""
 
 from ml_collections import config_dict
+
+
+def parse_arg(arg: str, **defaults) -> dict:
+  """`key=value,key=value` as a dict of `defaults`' keys, each typed like its default.
+
+  An unknown key, a bare word (`nano` for `size=nano`) or a value of the wrong type raises a
+  ValueError that names the key and lists the known ones: a typo never silently means a default.
+  """
+  known = ', '.join(f'{k}=' for k in defaults) or 'none'
+  values = dict(defaults)
+  for item in (arg or '').split(','):
+    if not item.strip():
+      continue
+    key, sep, text = item.partition('=')
+    key = key.strip()
+    if not sep:
+      raise ValueError(f'{item!r} is not KEY=VALUE; the arguments are {known} '
+                       f'(e.g. {next(iter(defaults), "key")}={item})')
+    if key not in defaults:
+      raise ValueError(f'unknown argument {key!r}; the arguments are {known}')
+    kind = type(defaults[key])
+    if kind is bool:
+      if text.lower() not in ('true', 'false', '1', '0'):
+        raise ValueError(f'{key}: {text!r} is not true or false')
+      values[key] = text.lower() in ('true', '1')
+      continue
+    try:
+      values[key] = kind(text)
+    except ValueError:
+      raise ValueError(f'{key}: {text!r} is not {"an" if kind is int else "a"} '
+                       f'{kind.__name__}') from None
+  return values
 
 
 def training_config() -> config_dict.ConfigDict:
@@ -8,6 +41,7 @@ def training_config() -> config_dict.ConfigDict:
   c.task = ''
   c.seed = 0
   c.steps = 200
+  c.budget = 0.0  # the IsoFLOP budget (FLOPs) a sweep sized this run for; 0: none (runspec sets it)
   c.batch_size = 16  # global, across all devices and processes
   c.grad_accum = 1  # microbatches per optimizer step
   c.dtype = 'float32'  # compute dtype; parameters and optimizer state stay float32
@@ -24,6 +58,11 @@ def training_config() -> config_dict.ConfigDict:
   c.b1 = 0.9
   c.b2 = 0.95
   c.grad_clip = 1.0
+  # sp | mup (docs/mup.md). Under mup, base_width is the d_model at which lr was tuned and must
+  # divide model.d_model; the task configs pass both to the model as model.parameterization
+  # and model.base_width (references: override these two, not the model's).
+  c.parameterization = 'sp'
+  c.base_width = 0
 
   c.log_every = 10
   c.eval_every = 50

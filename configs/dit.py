@@ -45,13 +45,13 @@ def _dataset_shape(dataset: str) -> tuple[int, int, int, int, float]:
 
 
 def get_config(arg: str = 'size=tiny') -> config_dict.ConfigDict:
-  args = dict(kv.split('=', 1) for kv in arg.split(',') if kv)
-  name, _, patch = args.get('size', 'tiny').partition('/')
-  if name not in SIZES or (patch and int(patch) not in PATCHES):
+  args = common.parse_arg(arg, size='tiny', dataset='digits')
+  name, _, patch = args['size'].partition('/')
+  if name not in SIZES or patch not in ('', *map(str, PATCHES)):
     raise ValueError(f'size: unknown {args["size"]!r}; use one of {", ".join(SIZES)}, '
                      f'optionally with /2, /4 or /8')
   n_layer, d_model, n_head, lr = SIZES[name]
-  dataset = args.get('dataset', 'digits')
+  dataset = args['dataset']
   image_size, channels, num_classes, levels, logsnr_max = _dataset_shape(dataset)
 
   c = common.training_config()
@@ -79,6 +79,8 @@ def get_config(arg: str = 'size=tiny') -> config_dict.ConfigDict:
   c.model.channels = channels
   c.model.num_classes = num_classes  # 0: unconditional
   c.model.label_dropout = 0.1  # trains the null class for classifier-free guidance
+  c.model.parameterization = c.get_ref('parameterization')  # sp | mup (docs/mup.md)
+  c.model.base_width = c.get_ref('base_width')
 
   c.diffusion = config_dict.ConfigDict()
   c.diffusion.schedule = 'cosine'  # cosine | linear | logsnr

@@ -34,8 +34,7 @@ SIZES = {
 
 
 def get_config(arg: str = 'size=tiny') -> config_dict.ConfigDict:
-  args = dict(kv.split('=', 1) for kv in arg.split(',') if kv)
-  size = args.get('size', 'tiny')
+  size = common.parse_arg(arg, size='tiny')['size']
   if size not in SIZES:
     raise ValueError(f'size: unknown {size!r}; use one of {", ".join(SIZES)}')
   n_layer, d_model, n_head, lr = SIZES[size]
@@ -43,6 +42,10 @@ def get_config(arg: str = 'size=tiny') -> config_dict.ConfigDict:
   c = common.training_config()
   c.task = 'lm'
   c.dataset = 'stdlib'
+  c.data_suffixes = ''  # textdir: only files ending so, comma-separated, e.g. '.txt,.md'
+  # Planned tokens / tokens per epoch may not exceed this; 0: 1 for tokens:DIR datasets (real
+  # corpora), no cap for the embedded byte corpora (whose sweeps repeat them, and say so).
+  c.max_epochs = 0.0
   c.size = size
   c.lr = lr
   c.steps = 200
@@ -63,4 +66,6 @@ def get_config(arg: str = 'size=tiny') -> config_dict.ConfigDict:
   c.model.seq_len = c.get_ref('seq_len')
   c.model.mlp = 'gelu'  # gelu | swiglu
   c.model.tied_embeddings = False
+  c.model.parameterization = c.get_ref('parameterization')  # sp | mup (docs/mup.md)
+  c.model.base_width = c.get_ref('base_width')
   return c

@@ -20,7 +20,7 @@ import time
 
 from experiments.runspec import ROOT, Run
 from scaling.errors import ConfigError
-from scaling.runlog import read_json
+from scaling.rundir import read_json
 
 _FAKE_DEVICES = re.compile(r'--xla_force_host_platform_device_count=(\d+)')
 _PR_SET_PDEATHSIG = 1
@@ -30,6 +30,7 @@ _PR_SET_PDEATHSIG = 1
 class Slot:
   cpus: tuple[int, ...]
   env: dict  # CUDA_VISIBLE_DEVICES or XLA_FLAGS for the processes of this slot
+  devices: int  # what jax.device_count() is in this slot's run
 
 
 def visible_gpus() -> list[str]:
@@ -55,14 +56,14 @@ def split(items: list, k: int, what: str) -> list[list]:
 def slots(k: int, cpus: list[int], gpus: list[str], xla_flags: str) -> list[Slot]:
   cpu_groups = split(cpus, k, 'cores')
   if gpus:
-    return [Slot(tuple(c), {'CUDA_VISIBLE_DEVICES': ','.join(g)})
+    return [Slot(tuple(c), {'CUDA_VISIBLE_DEVICES': ','.join(g)}, len(g))
             for c, g in zip(cpu_groups, split(gpus, k, 'GPUs'))]
   fake = _FAKE_DEVICES.search(xla_flags)
   if not fake:
-    return [Slot(tuple(c), {}) for c in cpu_groups]
+    return [Slot(tuple(c), {}, 1) for c in cpu_groups]
   share = len(split(list(range(int(fake.group(1)))), k, 'fake CPU devices')[0])
   flags = _FAKE_DEVICES.sub(f'--xla_force_host_platform_device_count={share}', xla_flags)
-  return [Slot(tuple(c), {'XLA_FLAGS': flags}) for c in cpu_groups]
+  return [Slot(tuple(c), {'XLA_FLAGS': flags}, share) for c in cpu_groups]
 
 
 def machine_slots(k: int) -> list[Slot]:

@@ -10,6 +10,8 @@ A sweep file (configs/sweeps/NAME.py) defines `get_sweep() -> dict` with
     overrides         {config field path: value}, passed as --config.FIELD=VALUE
     budget            optional: training FLOPs; steps = round(budget / FLOPs per step)
     tokens_per_param  optional: steps = round(ratio * n_params / tokens per step)
+    epochs            optional: steps = floor(epochs * the corpus's tokens per epoch / tokens per
+                      step) (LM: run.json's corpus.tokens_per_epoch); sets max_epochs to it too
     fork              optional: {'trunk': NAME, 'step': S}, a WSD cooldown branch that starts from
                       run NAME's checkpoint at step S (NAME must come earlier in `runs`)
 
@@ -19,18 +21,18 @@ trunk's included; `spent` is what the run itself computes.
 """
 
 import dataclasses
-import importlib.util
+import inspect
 import os
 import re
 
 from ml_collections import config_dict
 
-from scaling import flops, optim
+from scaling import checks, configfile, flops
 from scaling.errors import ConfigError
 from scaling.tasks import TASKS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RUN_KEYS = ('name', 'config', 'overrides', 'budget', 'tokens_per_param', 'fork')
+RUN_KEYS = ('name', 'config', 'overrides', 'budget', 'tokens_per_param', 'epochs', 'fork')
 _NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9._=+-]*')
 
 
@@ -45,6 +47,7 @@ class Run:
   tokens: int  # D, counted from step 0
   flops: float  # C under the sweep's convention, counted from step 0
   spent: float  # FLOPs this run computes itself (a branch: only after its fork)
+  epochs: float | None = None  # tokens / the corpus's tokens per epoch; None where unknown
 
   def identity(self) -> dict:
     """What must match for a rerun to continue this run rather than a different one."""
@@ -76,27 +79,28 @@ def _flag_value(value) -> str:
 
 
 def config_path(spec: str) -> str:
-  """The config file (made absolute against the repo root) with its argument."""
+  """The config file (found against the repo root, see scaling.configfile) with its argument."""
   path, sep, arg = spec.partition(':')
-  return os.path.join(ROOT, path) + sep + arg
+  return configfile.resolve(path, 'config', base=ROOT) + sep + arg
 
 
-def _import(path: str, what: str):
-  if not os.path.isfile(path):
-    raise ConfigError(f'{what}: no file {path}; give a path relative to the repo root or absolute')
-  spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+def _call(module, name: str, arg: str, what: str):
+  """module.name(arg), or module.name() without one; its ValueError becomes one line."""
+  fn = getattr(module, name, None)
+  if fn is None:
+    raise ConfigError(f'{what}: {module.__file__} defines no {name}(); see configs/sweeps/isoflop.py')
+  if arg and not inspect.signature(fn).parameters:
+    raise ConfigError(f'{what}: {module.__file__} takes no argument, but got {arg!r}; drop the '
+                      f'":{arg}"')
+  try:
+    return fn(arg) if arg else fn()
+  except (ValueError, TypeError, KeyError) as e:
+    raise ConfigError(f'{what}: {e}') from e
 
 
 def load_config(spec: str) -> config_dict.ConfigDict:
   path, _, arg = config_path(spec).partition(':')
-  module = _import(path, 'config')
-  try:
-    return module.get_config(arg) if arg else module.get_config()
-  except ValueError as e:
-    raise ConfigError(f'config {spec}: {e}') from e
+  return _call(configfile.import_file(path, 'config'), 'get_config', arg, f'config {spec}')
 
 
 def apply_overrides(c: config_dict.ConfigDict, overrides: dict) -> None:
@@ -152,6 +156,16 @@ def _planned_steps(spec: dict, described: dict, convention: str) -> int | None:
       raise ConfigError(f'tokens_per_param: {spec["tokens_per_param"]} gives less than one step of '
                         f'{per_step} tokens; raise it or lower batch_size or seq_len')
     return steps
+  if 'epochs' in spec:
+    per_epoch = (described.get('corpus') or {}).get('tokens_per_epoch')
+    if not per_epoch:
+      raise ConfigError('epochs: this dataset has no known size in tokens (tfds:?); set the steps '
+                        'with budget, tokens_per_param or overrides.steps')
+    steps = int(spec['epochs'] * per_epoch // per_step)  # never past the epochs asked for
+    if steps < 1:
+      raise ConfigError(f'epochs: {spec["epochs"]} of {per_epoch} tokens is less than one step of '
+                        f'{per_step} tokens; raise it or lower batch_size or seq_len')
+    return steps
   return None
 
 
@@ -161,13 +175,13 @@ def _check_keys(spec: dict) -> None:
     raise ConfigError(f'unknown keys {sorted(unknown)}; a run has {", ".join(RUN_KEYS)}')
   if 'config' not in spec:
     raise ConfigError("no 'config'; give e.g. 'configs/lm.py:size=nano'")
-  setters = [k for k in ('budget', 'tokens_per_param') if k in spec]
+  setters = [k for k in ('budget', 'tokens_per_param', 'epochs') if k in spec]
   setters += ['overrides.steps'] if 'steps' in spec.get('overrides', {}) else []
   if len(setters) > 1:
     raise ConfigError(f'{" and ".join(setters)} both set the steps; keep one')
   if 'fork' in spec and setters != ['overrides.steps']:
     raise ConfigError('fork: a branch sets overrides.steps (fork step + cooldown steps) and no '
-                      'budget or tokens_per_param')
+                      'budget, tokens_per_param or epochs')
 
 
 def _fork(spec: dict, c: config_dict.ConfigDict, earlier: dict) -> str | None:
@@ -190,36 +204,35 @@ def resolve_run(spec: dict, convention: str, earlier: dict) -> tuple[config_dict
   c = load_config(spec['config'])
   overrides = dict(spec.get('overrides', {}))
   apply_overrides(c, overrides)
-  if c.task not in TASKS:
-    raise ConfigError(f'task: unknown {c.task!r}; use one of {", ".join(TASKS)}')
+  checks.check_fields(c, schedule=False)  # before any arithmetic: a batch_size of 0 stops here
   trunk = _fork(spec, c, earlier)
   described = TASKS[c.task].describe(c)
   steps = _planned_steps(spec, described, convention)
   if steps is not None:
     c.steps = overrides['steps'] = steps
+  if 'epochs' in spec:  # repeating data is the point of such a run: allow what it plans
+    c.max_epochs = overrides['max_epochs'] = float(spec['epochs'])
+  if 'budget' in spec:  # recorded in config.json and run.json: Approach 2 groups by it
+    c.budget = overrides['budget'] = float(spec['budget'])
   if trunk:
     overrides['init_step'] = c.init_step
-  TASKS[c.task].check_config(c)
-  optim.check_config(c)
+  checks.check_schedule(c)  # once the steps are planned: they bound warmup_steps and epochs
   per_token, per_step = described['flops_per_token'][convention], described['tokens_per_step']
+  per_epoch = (described.get('corpus') or {}).get('tokens_per_epoch')
   run = Run(name=spec['name'], config=spec['config'], overrides=overrides, trunk=trunk,
             n_params=described['n_params'],
             n_params_nonembedding=described['n_params_nonembedding'],
             tokens=c.steps * per_step, flops=c.steps * per_step * per_token,
-            spent=(c.steps - (c.init_step if trunk else 0)) * per_step * per_token)
+            spent=(c.steps - (c.init_step if trunk else 0)) * per_step * per_token,
+            epochs=c.steps * per_step / per_epoch if per_epoch else None)
   return c, run
 
 
 def _sweep_dict(path: str) -> dict:
   file, _, arg = path.partition(':')
-  module = _import(os.path.join(ROOT, file), '--sweep')
-  if not hasattr(module, 'get_sweep'):
-    raise ConfigError(f'--sweep: {file} defines no get_sweep(); see configs/sweeps/isoflop.py')
-  try:
-    sweep = module.get_sweep(arg) if arg else module.get_sweep()
-  except ValueError as e:
-    raise ConfigError(f'--sweep: {path}: {e}') from e
-  if not sweep.get('runs'):
+  sweep = _call(configfile.import_file(file, '--sweep', base=ROOT), 'get_sweep', arg,
+                f'--sweep: {path}')
+  if not isinstance(sweep, dict) or not sweep.get('runs'):
     raise ConfigError(f'--sweep: {path} defines no runs; add run dicts to get_sweep()["runs"]')
   if sweep.get('convention', 'chinchilla') not in flops.CONVENTIONS:
     raise ConfigError(f'--sweep: convention {sweep["convention"]!r} is not one of '
@@ -227,18 +240,21 @@ def _sweep_dict(path: str) -> dict:
   return sweep
 
 
-def load(path: str) -> Sweep:
-  """Every run resolved and checked, so bad input stops the sweep before any run starts."""
+def load(path: str, devices: int | None = None, processes: int = 1) -> Sweep:
+  """Every run resolved and checked, so bad input stops the sweep before any run starts; given
+  the `devices` (over `processes`) each run will get, also the checks the run makes at launch."""
   sweep = _sweep_dict(path)
   convention = sweep.get('convention', 'chinchilla')
   earlier = {}
   for spec in sweep['runs']:
-    name = spec.get('name')
+    name = spec.get('name') if isinstance(spec, dict) else None
     if not isinstance(name, str) or not _NAME.fullmatch(name) or name in earlier:
       raise ConfigError(f'--sweep: run name {name!r} is missing, repeated or not made of letters, '
                         'digits and . _ - = +; give each run a unique directory name')
     try:
       earlier[name] = resolve_run(spec, convention, earlier)
+      if devices is not None:
+        checks.check_launch(earlier[name][0], devices, processes)
     except ConfigError as e:
       raise ConfigError(f'run {name}: {e}') from e
   return Sweep(name=sweep.get('name', ''), file=path, convention=convention,

@@ -1,4 +1,4 @@
-"""FLOP accounting for the LM under two named conventions, parameter counts, and MFU.
+"""FLOPs by convention for the LM (Kaplan; Chinchilla Appendix F), parameter counts, and MFU.
 
 Conventions (per token; training = forward + backward = 3 × forward, as both papers assume):
 - 'kaplan' (Kaplan et al. 2020, Table 1): 2N + 2·n_layer·n_ctx·d_attn, where N counts the
@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 from ml_collections import config_dict
 
+from analysis import hardware  # pure data: scaling may import it, analysis never imports scaling
 from scaling.errors import ConfigError
 
 CONVENTIONS = ('kaplan', 'chinchilla')
@@ -53,22 +54,11 @@ def lm_train_flops_per_token(m: config_dict.ConfigDict) -> dict[str, float]:
   return {c: 3 * lm_forward_flops_per_token(m, c) for c in CONVENTIONS}
 
 
-# bf16 dense peak FLOP/s per chip, from the vendors' data sheets (no sparsity).
-PEAK_FLOPS = (
-    ('h200', 989e12),
-    ('h100', 989e12),  # SXM
-    ('a100', 312e12),
-    ('v5 lite', 197e12),  # TPU v5e reports itself as 'TPU v5 lite'
-    ('v5e', 197e12),
-    ('v5p', 459e12),
-    ('v5', 459e12),
-    ('v4', 275e12),
-)
-
-
-def table_peak_flops(device_kind: str) -> float | None:
-  kind = device_kind.lower()
-  return next((peak for key, peak in PEAK_FLOPS if key in kind), None)
+def table_peak_flops(device_kind: str, dtype: str = 'bfloat16') -> float | None:
+  """Dense peak FLOP/s of one chip computing in `dtype`, from the one device table
+  (analysis.hardware); None for a chip it does not know."""
+  found = hardware.for_device_kind(device_kind)
+  return found[1].peaks[dtype] if found else None
 
 
 @functools.cache
@@ -86,15 +76,17 @@ def measured_cpu_peak_flops(dtype: str = 'float32', n: int = 1024, reps: int = 1
 
 
 def peak_flops_per_device(device: jax.Device, dtype: str, override: float = 0.0) -> float:
+  """MFU's denominator: the peak at the run's compute dtype (a float32 run against the float32
+  peak); measured on a CPU; `override` (--config.peak_flops) wins."""
   if override > 0:
     return override
-  peak = table_peak_flops(device.device_kind)
+  peak = table_peak_flops(device.device_kind, dtype)
   if peak is not None:
     return peak
   if device.platform == 'cpu':
     return measured_cpu_peak_flops(dtype) / jax.local_device_count()
   raise ConfigError(f'peak_flops: no peak FLOP/s known for {device.device_kind!r}; set '
-                    '--config.peak_flops to its dense bf16 FLOP/s')
+                    f'--config.peak_flops to its dense {dtype} FLOP/s')
 
 
 def mfu(flops_per_token: float, tokens_per_s: float, peak_per_device: float, n_devices: int) -> float:

@@ -1,5 +1,6 @@
 """Turns device-side step metrics into metrics.jsonl rows: tokens, cumulative FLOPs under both
-conventions, learning rate, throughput and MFU.
+conventions, learning rate, throughput and MFU; and eval values into eval rows, each mean with
+its standard error (scaling.stderr).
 
 Rows are pulled one window late: the window that closes at step s is fetched after step s + 1
 has been dispatched, so the host waits on the device only at the first step, at evals and at
@@ -11,7 +12,7 @@ import time
 import jax
 import numpy as np
 
-from scaling import flops, optim
+from scaling import flops, optim, stderr
 
 
 def _to_json(value):
@@ -28,13 +29,18 @@ class Accounting:
     self.lr = optim.schedule(c)
     self.peak = flops.peak_flops_per_device(mesh.devices.flat[0], c.dtype, c.peak_flops)
     self.n_devices = mesh.devices.size
+    self.n_eval_rows = c.batch_size * c.eval_batches  # examples or windows behind each eval mean
+    self.tokens_per_epoch = (described.get('corpus') or {}).get('tokens_per_epoch')  # lm only
     self.window, self.pending, self.timer = [], None, None
     self.final = {}
 
   def _counts(self, step: int) -> dict:
     tokens = step * self.tokens_per_step
-    return {'step': step, 'tokens': tokens,
-            'flops': {k: tokens * v for k, v in self.flops_per_token.items()}}
+    row = {'step': step, 'tokens': tokens,
+           'flops': {k: tokens * v for k, v in self.flops_per_token.items()}}
+    if self.tokens_per_epoch:  # passes over the train split: tokens seen / tokens per epoch
+      row['epoch'] = tokens / self.tokens_per_epoch
+    return row
 
   def add(self, step: int, metrics: dict, close: bool = False) -> list[dict]:
     """Records step `step` (1-based); returns the rows that became ready. `close` ends the window."""
@@ -77,8 +83,14 @@ class Accounting:
     return row
 
   def eval_row(self, step: int, values: dict) -> dict:
-    row = self._counts(step) | {k: _to_json(v) for k, v in values.items()}
+    """The eval means, and `<name>_stderr` for every `<name>_moments` the task returned."""
+    means = {k: v for k, v in values.items() if not k.endswith(stderr.SUFFIX)}
+    errors = {k.removesuffix(stderr.SUFFIX) + '_stderr': stderr.from_moments(v, self.n_eval_rows)
+              for k, v in values.items() if k.endswith(stderr.SUFFIX)}
+    row = self._counts(step) | {k: _to_json(v) for k, v in means.items()} | errors
     self.final['eval_loss'] = row['eval_loss']
+    for name in errors:  # each measured mean travels with its noise
+      self.final |= {name: row[name], name.removesuffix('_stderr'): row[name.removesuffix('_stderr')]}
     if self.timer is not None:  # eval time is not training time; the window was flushed before
       self.timer = (step, time.perf_counter())
     return row

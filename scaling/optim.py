@@ -1,4 +1,8 @@
-"""AdamW with global-norm clipping and warmup + cosine, constant or WSD learning-rate schedules."""
+"""AdamW with global-norm clipping and warmup + cosine, constant or WSD learning-rate schedules,
+and optional per-parameter learning-rate multipliers (μP's; scaling/models/initialization.py).
+"""
+
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -53,8 +57,24 @@ def _decay_mask(params):
   return jax.tree.map(lambda p: p.ndim >= 2, params)  # no weight decay on norm scales
 
 
-def make(c: config_dict.ConfigDict) -> optax.GradientTransformation:
-  return optax.chain(
-      optax.clip_by_global_norm(c.grad_clip),
-      optax.adamw(schedule(c), b1=c.b1, b2=c.b2, weight_decay=c.weight_decay, mask=_decay_mask),
-  )
+def scale_by_multiplier(multiplier: Callable) -> optax.GradientTransformation:
+  """Each update times multiplier(its key path), a Python float fixed at trace time."""
+  return optax.stateless(lambda updates, _: jax.tree_util.tree_map_with_path(
+      lambda path, u: u * multiplier(path), updates))
+
+
+def make(c: config_dict.ConfigDict, lr_multiplier: Callable | None = None
+         ) -> optax.GradientTransformation:
+  """lr_multiplier: parameter path -> factor on its learning rate (None: 1 everywhere).
+
+  The factor multiplies AdamW's whole step, decoupled weight decay included, so a parameter
+  decays by lr · multiplier · weight_decay per step: weight_decay stays the decay per unit of
+  that parameter's own learning rate, as in PyTorch's AdamW with per-group learning rates and
+  the `mup` package's MuAdamW.
+  """
+  adamw = [optax.clip_by_global_norm(c.grad_clip),
+           optax.adamw(schedule(c), b1=c.b1, b2=c.b2, weight_decay=c.weight_decay,
+                       mask=_decay_mask)]
+  if lr_multiplier is not None:
+    adamw.append(scale_by_multiplier(lr_multiplier))
+  return optax.chain(*adamw)

@@ -16,6 +16,7 @@ import optax
 from flax import nnx
 
 from scaling import checkpoint, optim, sharding
+from scaling.models import initialization
 from scaling.errors import ConfigError
 
 State = dict
@@ -82,7 +83,7 @@ def build(c, task, mesh: jax.sharding.Mesh) -> StepFns:
   param_sh = sharding.logical_to_sharding(logical_specs, mesh)
   param_shapes = nnx.to_pure_dict(abstract_params)
   _check_divisible(param_shapes, param_sh)
-  tx = optim.make(c)
+  tx = optim.make(c, initialization.lr_multiplier(c.task, c.model))  # None under sp
   opt_shapes = jax.eval_shape(tx.init, param_shapes)
   opt_sh = optax.tree_map_params(tx, lambda _, s: s, opt_shapes, param_sh,
                                  transform_non_params=lambda _: sharding.replicated(mesh))

@@ -2,8 +2,10 @@
 
   python -m scaling.train --config=configs/lm.py:size=tiny --workdir=DIR [--config.steps=...]
 
-Reads top to bottom: checks, mesh, state, data, step functions, then the loop. Rerunning with the
-same workdir resumes from the latest checkpoint.
+Reads top to bottom: checks (scaling.checks), data, the run directory (scaling.rundir: locked,
+config compared, nothing written before), mesh, state, step functions, then the loop. Rerunning
+with the same workdir resumes from the latest valid checkpoint; `--verbose` shows the traceback
+behind a one-line error.
 """
 
 import math
@@ -12,14 +14,14 @@ import signal
 import sys
 
 import jax
+import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from scaling import checkpoint, optim, runinfo, sharding, steps
+from scaling import checkpoint, checks, configfile, sharding, steps
 from scaling.errors import ConfigError
 from scaling.metrics import Accounting
-from scaling.progress import Progress
-from scaling.runlog import RunLog
+from scaling.rundir import RunDir, environment
 from scaling.tasks import TASKS
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'configs/<task>.py:<arg>', lock_config=True)
@@ -27,27 +29,7 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'run directory (created; resumed
 _COORDINATOR = flags.DEFINE_string('coordinator_address', None, 'host:port of process 0')
 _NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'processes in a multi-process run')
 _PROCESS_ID = flags.DEFINE_integer('process_id', None, 'this process, in [0, num_processes)')
-DTYPES = ('float32', 'bfloat16')
-
-
-# ----------------------------------------------------------------------------------------------
-# Checks: every bad input becomes one line naming the field and the fix.
-# ----------------------------------------------------------------------------------------------
-def check_config(c, n_devices: int) -> None:
-  if c.task not in TASKS:
-    raise ConfigError(f'task: unknown {c.task!r}; use one of {", ".join(TASKS)}')
-  if c.dtype not in DTYPES:
-    raise ConfigError(f'dtype: unknown {c.dtype!r}; use one of {", ".join(DTYPES)}')
-  for field in ('steps', 'log_every', 'eval_every', 'checkpoint_every', 'grad_accum'):
-    if c[field] < 1:
-      raise ConfigError(f'{field}: {c[field]} must be at least 1')
-  data, fsdp, _ = sharding.mesh_shape(c.mesh, n_devices)
-  shards = data * fsdp * jax.process_count() // math.gcd(data * fsdp, jax.process_count())
-  if c.batch_size % (shards * c.grad_accum):
-    raise ConfigError(f'batch_size: {c.batch_size} is not divisible by data*fsdp*grad_accum = '
-                      f'{data * fsdp * c.grad_accum}; make it a multiple')
-  TASKS[c.task].check_config(c)
-  optim.check_config(c)
+_VERBOSE = flags.DEFINE_bool('verbose', False, 'show the traceback behind a one-line error')
 
 
 def maybe_initialize_distributed() -> None:
@@ -60,55 +42,49 @@ def maybe_initialize_distributed() -> None:
 # ----------------------------------------------------------------------------------------------
 # The loop.
 # ----------------------------------------------------------------------------------------------
-def train(c, workdir: str, log: RunLog) -> str:
+def train(c, rundir: RunDir, data) -> str:
   task = TASKS[c.task]
   mesh = sharding.make_mesh(c.mesh)
-  data = task.make_data(c, jax.process_index(), jax.process_count())
   described = task.describe(c)
-  log.update(status='running', error=None, **described, **runinfo.describe(c, mesh, data))
+  preempted = _catch_sigterm()  # before run.json says running: a SIGTERM from here on is a save
+  rundir.update(status='running', error=None, **described, **environment(c, mesh, data))
   fns = steps.build(c, task, mesh)
 
-  mngr = checkpoint.manager(workdir, c.keep_checkpoints)
-  state, meta = checkpoint.restore(mngr, fns.abstract_state)
+  state, meta = rundir.restore(fns.abstract_state)  # a damaged checkpoint: the one before it
   forked = state is None and bool(c.init_from)
+  rundir.start_metrics(meta, meta['step'] if meta else c.init_step if forked else 0, c.steps)
   if forked:
     state, meta = checkpoint.restore_fork(c, fns.abstract_state)
-    log.update(forked_from={'workdir': os.path.abspath(c.init_from), 'step': c.init_step})
+    rundir.update(forked_from={'workdir': os.path.abspath(c.init_from), 'step': c.init_step})
   state, start = (fns.init(), 0) if state is None else (state, meta['step'])
   if start >= c.steps:
     return 'completed'  # a finished run, started again: nothing to redo
-  log.start_metrics(start)
 
   eval_batches = [sharding.global_batch(b, mesh) for b in data.eval_batches()]
   accounting = Accounting(c, described, mesh)
-  progress = Progress(c.steps, start, enabled=log.enabled)
   if meta is not None and not forked:
     accounting.resume_window(meta['metrics_window'])
-  preempted = _catch_sigterm()
   if start == 0 or forked:
-    log.log(accounting.eval_row(start, fns.evaluate(state, eval_batches)))
+    rundir.log(accounting.eval_row(start, fns.evaluate(state, eval_batches)))
 
   for step in range(start, c.steps):
     batch = sharding.global_batch(data.train_batch(step), mesh)
     state, metrics = fns.train_step(state, batch, step)
     done = step + 1
     evaluate = done % c.eval_every == 0 or done == c.steps
-    _log_train(accounting.add(done, metrics, close=evaluate), log, progress)
+    _log_train(accounting.add(done, metrics, close=evaluate), rundir)
     if evaluate:
-      _log_train(accounting.flush(), log, progress)
-      log.log(accounting.eval_row(done, fns.evaluate(state, eval_batches)))
+      _log_train(accounting.flush(), rundir)
+      rundir.log(accounting.eval_row(done, fns.evaluate(state, eval_batches)))
     stop = preempted()  # read once: a signal between two reads must not skip the save
     if done % c.checkpoint_every == 0 or done == c.steps or stop:
-      _log_train(accounting.flush(), log, progress)  # rows up to `done` are on disk before it
-      checkpoint.save(mngr, done, state, c.seed, accounting.open_window())
+      _log_train(accounting.flush(), rundir)  # rows up to `done` are on disk before it
+      rundir.checkpoint(done, state, c.seed, accounting.open_window())
     if stop:
-      break
-  mngr.wait_until_finished()  # the last step always checkpointed above, flushing its rows
-  progress.close()
-  if stop:
-    return 'preempted'
-  task.finish(fns.model(state), c, workdir)
-  log.update(final=accounting.final)
+      return 'preempted'
+  rundir.mngr.wait_until_finished()  # the last step always checkpointed above, flushing its rows
+  task.finish(fns.model(state), c, rundir.workdir)
+  rundir.update(final=accounting.final)
   return 'completed'
 
 
@@ -116,10 +92,9 @@ class Diverged(RuntimeError):
   pass
 
 
-def _log_train(rows: list[dict], log: RunLog, progress: Progress) -> None:
+def _log_train(rows: list[dict], rundir: RunDir) -> None:
   for row in rows:
-    log.log(row)
-    progress.update(row)
+    rundir.log(row)
     if not math.isfinite(row['train_loss']):
       raise Diverged(f'train_loss is {row["train_loss"]} at step {row["step"]}')
 
@@ -137,40 +112,72 @@ def main(argv) -> None:
   del argv
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
   c, workdir = _CONFIG.value, _WORKDIR.value
-  if workdir is None:
-    sys.exit('error: --workdir is required')
+  if not workdir:
+    sys.exit('error: --workdir is required; give the run directory to create or resume')
   steps.enable_compilation_cache()
   maybe_initialize_distributed()
-  log = RunLog(workdir, enabled=jax.process_index() == 0)
-  log.write_config(c.to_json_best_effort(indent=2))
-  try:
-    check_config(c, jax.device_count())
-    status = train(c, workdir, log)
+  try:  # bad input stops here, with nothing written
+    checks.check_launch(c, jax.device_count(), jax.process_count())
+    data = TASKS[c.task].make_data(c, jax.process_index(), jax.process_count())  # reads only
+    rundir = _open_everywhere(workdir, c)
   except ConfigError as e:
-    log.update(status='failed', error=str(e))
-    sys.exit(f'error: {e}')
+    _fail(f'error: {e}')
+  try:
+    status, fields, message = train(c, rundir, data), {}, None
+  except ConfigError as e:
+    status, fields, message = 'failed', {'error': str(e)}, f'error: {e}'
   except Diverged as e:
-    log.update(status='diverged', error=str(e))
-    sys.exit(f'diverged: {e}')
+    status, fields, message = 'diverged', {'error': str(e)}, f'diverged: {e}'
   except BaseException as e:
-    log.update(status='failed', error=f'{type(e).__name__}: {e}'.splitlines()[0])
+    rundir.close('failed', error=f'{type(e).__name__}: {e}'.splitlines()[0])
     raise
-  log.update(status=status)
-  log.close()
+  rundir.close(status, **fields)
+  if message:
+    _fail(message)
   if status == 'preempted':
     sys.exit(143)
+
+
+def _fail(message: str) -> None:
+  if _VERBOSE.value and sys.exc_info()[0] is not None:
+    raise  # pylint: disable=misplaced-bare-raise
+  sys.exit(message)
+
+
+def _open_everywhere(workdir: str, c) -> RunDir:
+  """RunDir.open on every process; process 0 (the writer) decides for all of them."""
+  if jax.process_count() == 1:
+    return RunDir.open(workdir, c, primary=True)
+  from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
+  try:
+    rundir, error = RunDir.open(workdir, c, primary=jax.process_index() == 0), None
+  except ConfigError as e:
+    rundir, error = None, e
+  ok = bool(multihost_utils.broadcast_one_to_all(np.int32(error is None)))
+  if error is not None:
+    raise error
+  if not ok:
+    rundir.close()
+    raise ConfigError(f'workdir: process 0 could not open {workdir}; see its output')
+  return rundir
 
 
 def parse_flags(argv: list[str]) -> list[str]:
   """absl parsing, with config mistakes reported as one line instead of a traceback."""
   try:
-    return flags.FLAGS(argv)
+    rest = flags.FLAGS(configfile.resolve_flag(argv))
+    _CONFIG.value  # pylint: disable=pointless-statement  # loads the file: its errors surface here
+    return rest
+  except ConfigError as e:
+    sys.exit(f'error: {e}')
   except AttributeError as e:  # ml_collections: an override path the config does not have
     field = str(e).strip('"\'')
     sys.exit(f'error: unknown config field {field}; use a field defined in the --config file')
   except flags.Error as e:
     last = [line.strip() for line in str(e).splitlines() if line.strip()][-1]
     sys.exit(f'error: {last}')
+  except (ValueError, TypeError) as e:  # raised by the config file's get_config(arg)
+    sys.exit(f'error: --config: {e}')
 
 
 if __name__ == '__main__':

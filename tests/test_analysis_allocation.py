@@ -22,10 +22,20 @@ def test_law_rows_round_trip_and_predict():
                              1.817 + 477.8 / 1e9**0.3473 + 2143 / 2e10**0.3672, rtol=1e-12)
 
 
-def test_exponents_hand_values():
+def brute_force_n_opt(C: float, ratio, lo=1e5, hi=1e14, n=400_001) -> float:
+  """argmin over a fine log grid of N of L(N, C / (ratio(N)·N)) under FIT."""
+  N = np.geomspace(lo, hi, n)
+  return N[np.argmin(laws.chinchilla(N, C / (ratio(N) * N), **FIT))]
+
+
+def test_exponents_are_the_slopes_of_brute_force_allocations():
+  # N_opt read off a grid at two budgets four decades apart: its slope in log-log is a
+  six = lambda N: np.full_like(N, 6.0)
+  slope = np.log(brute_force_n_opt(1e24, six) / brute_force_n_opt(1e20, six)) / np.log(1e4)
+  a, b = laws.exponents(FIT['alpha'], FIT['beta'])
+  assert a == pytest.approx(slope, abs=2e-4)
   assert laws.exponents(0.5, 0.5) == (0.5, 0.5)
-  a, b = laws.exponents(0.3473, 0.3672)
-  assert a == pytest.approx(0.3672 / 0.7145) and a + b == pytest.approx(1.0)
+  assert b == pytest.approx(1 - slope, abs=2e-4)  # D_opt = C / (6 N_opt)
 
 
 def test_closed_form_hand_worked():
@@ -68,9 +78,73 @@ def test_compute_for_loss_hand_worked():
   assert allocation.compute_for_loss(1.02, p) == pytest.approx(6e8, rel=1e-8)
 
 
-def test_derived_over_samples():
+def test_derived_over_samples_equals_one_sample_at_a_time():
   samples = {k: np.array([v, v * 1.01]) for k, v in FIT.items()}
   d = allocation.derived(samples, 1e23)
-  np.testing.assert_allclose(d['tokens_per_param'], d['D_opt'] / d['N_opt'])
-  np.testing.assert_allclose(d['N_opt'] * d['D_opt'], 1e23 / 6, rtol=1e-12)
-  np.testing.assert_allclose(d['a'][0], 0.3672 / 0.7145)
+  for i in range(2):
+    one = allocation.derived({k: v[i] for k, v in samples.items()}, 1e23)
+    for key in one:
+      assert d[key][i] == pytest.approx(one[key], rel=1e-12), key
+  six = lambda N: np.full_like(N, 6.0)
+  assert d['N_opt'][0] == pytest.approx(brute_force_n_opt(1e23, six), rel=1e-4)
+  assert d['D_opt'][0] == pytest.approx(1e23 / (6 * brute_force_n_opt(1e23, six)), rel=1e-4)
+
+
+def ladder(ratio, n_sizes=9):
+  """A table of runs, 3 token counts per size, whose FLOPs are C = ratio(N)·N·D; D integer."""
+  N = np.repeat(np.geomspace(1e7, 1e11, n_sizes), 3)
+  D = np.round(N * np.tile([5.0, 20.0, 80.0], n_sizes))
+  return N, D, ratio(N) * N * D
+
+
+def test_table_at_twice_6nd_gives_the_6nd_answer_at_half_the_budget():
+  N, D, C_table = ladder(lambda N: np.full_like(N, 12.0))
+  compute = allocation.Compute.from_table(N, D, C_table)
+  assert compute.convention == 'table' and compute.to_json()['ratio_range'] == [12.0, 12.0]
+  C = np.geomspace(1e19, 1e25, 7)
+  N_opt, D_opt = allocation.optimal(C, FIT, compute)
+  N_6nd, D_6nd = allocation.optimal_6nd(C / 2, **FIT)
+  np.testing.assert_allclose(N_opt, N_6nd, rtol=1e-3)
+  np.testing.assert_allclose(D_opt, D_6nd, rtol=1e-3)
+  # and the numeric solver, which the constant case skips, agrees with the closed form too
+  N_num, _ = allocation.optimal_numeric(C, flops_per_token=compute.flops_per_token, **FIT)
+  np.testing.assert_allclose(N_num, N_6nd, rtol=1e-6)
+
+
+def dit_like(N):
+  """C/(N·D) falling from 3.6 at N = 1e7 to 2.1 at N = 1e11 (C/6ND 0.60 to 0.35), linear in
+  log N, so interpolating the table in log N is exact."""
+  return 3.6 - 0.375 * np.log10(N / 1e7)
+
+
+@pytest.mark.parametrize('C', [1e20, 1e22])
+def test_varying_ratio_solved_like_a_brute_force_grid(C):
+  compute = allocation.Compute.from_table(*ladder(dit_like))
+  assert not compute.constant
+  np.testing.assert_allclose(compute.ratio(np.array([3e7, 2e10])), dit_like(np.array([3e7, 2e10])),
+                             rtol=1e-12)
+  N_star = brute_force_n_opt(C, dit_like, lo=1e7, hi=1e11)
+  assert 1e7 < N_star < 1e11  # the optimum lies among the sizes of the table
+  N, D = allocation.optimal(C, FIT, compute)
+  assert N == pytest.approx(N_star, rel=1e-4)
+  assert D == pytest.approx(C / (dit_like(N_star) * N_star), rel=1e-4)
+  assert N != pytest.approx(allocation.optimal_6nd(C, **FIT)[0], rel=0.05)  # 6ND would be wrong
+  # the local exponent: the slope of the brute-force optimum over a small step in log C
+  slope = np.log(brute_force_n_opt(C * 1.5, dit_like, lo=1e7, hi=1e11, n=2_000_001) /
+                 brute_force_n_opt(C / 1.5, dit_like, lo=1e7, hi=1e11, n=2_000_001)) / np.log(2.25)
+  assert allocation.derived(FIT, C, compute)['a_local'] == pytest.approx(slope, abs=2e-3)
+
+
+def test_ratio_is_held_at_the_end_values_outside_the_table():
+  compute = allocation.Compute.from_table(*ladder(dit_like))
+  np.testing.assert_allclose(compute.ratio(np.array([1e3, 1e15])), [3.6, 2.1], rtol=1e-12)
+  again = allocation.Compute.from_json(compute.to_json())
+  np.testing.assert_array_equal(again.ratio(np.geomspace(1e5, 1e13, 50)),
+                                compute.ratio(np.geomspace(1e5, 1e13, 50)))
+
+
+def test_compute_for_loss_inverts_optimal_loss_under_a_varying_ratio():
+  compute = allocation.Compute.from_table(*ladder(dit_like))
+  C = np.array([1e19, 1e21, 1e23])
+  target = allocation.optimal_loss(C, FIT, compute)
+  np.testing.assert_allclose(allocation.compute_for_loss(target, FIT, compute), C, rtol=1e-6)

@@ -1,70 +1,28 @@
-"""Approaches 1 and 2 against planted optima and the closed form, and the figures they feed."""
+"""Approach 1 against the closed form, and the three approaches side by side (Table 2 layout)."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import allocation
 from analysis import approaches
 from analysis import errors
 from analysis import laws
 from analysis import plots
+from analysis import three_approaches
 
 FIT = dict(E=1.817, A=477.8, B=2143.0, alpha=0.3473, beta=0.3672)
 A_EXP = laws.exponents(FIT['alpha'], FIT['beta'])[0]
 
 
-def planted_isoflops(exponent=0.5, k=0.1):
-  """Exact parabolas in log N whose minima sit at N* = k C^exponent."""
+def law_curves(sizes=np.geomspace(1e7, 1e10, 60), step0=False):
   rows = []
-  for C in np.geomspace(1e18, 1e22, 5):
-    u_star = np.log(k * C**exponent)
-    for u in u_star + np.linspace(-1.5, 1.5, 7):
-      rows.append({'C': C * (1 + 0.01 * np.sin(u)), 'N': np.exp(u),
-                   'loss': 2 + 0.3 * (u - u_star)**2})
+  for N in sizes:
+    D = N * np.geomspace(0.5, 500, 40)
+    rows += [{'run': f'{N:.3g}', 'N': N, 'D': d, 'C': 6 * N * d,
+              'loss': laws.chinchilla(N, d, **FIT)} for d in D]
+    if step0:  # the step-0 eval: no tokens, no FLOPs
+      rows.append({'run': f'{N:.3g}', 'N': N, 'D': 0.0, 'C': 0.0, 'loss': 11.0})
   return pd.DataFrame(rows)
-
-
-def test_parabola_vertex_hand_worked():
-  u = np.linspace(0, 6, 9)
-  c = approaches.parabola(u, 2 * (u - 3)**2 + 1)
-  np.testing.assert_allclose(c[0], [2, -12, 19], atol=1e-9)
-  np.testing.assert_allclose(np.concatenate(approaches.vertex(c)), [3, 1], atol=1e-9)
-  assert np.isnan(approaches.vertex(approaches.parabola(u, -u**2))[0][0])  # opens downwards
-  two_sizes = np.zeros((1, 9))
-  two_sizes[0, [0, 4]] = 5
-  assert np.isnan(approaches.parabola(u, u**2, two_sizes)).all()
-
-
-def test_budgets_group_within_tolerance():
-  labels = approaches.budgets([1e19, 1.03e19, 1e20, 0.98e20, 1e21])
-  assert list(labels) == [0, 0, 1, 1, 2]
-
-
-def test_approach2_recovers_planted_exponent():
-  opt = approaches.approach2(planted_isoflops(exponent=0.5))
-  assert len(opt.table) == 5
-  assert opt.n_opt.exponent == pytest.approx(0.5, abs=2e-3)  # budgets carry 1% jitter
-  assert opt.d_opt.exponent == pytest.approx(0.5, abs=2e-3)  # D = C / 6N
-  boot = approaches.approach2_bootstrap(planted_isoflops(exponent=0.5), 50, seed=0)
-  # exact data: a resample matches the point fit unless it drew < 3 sizes of some budget,
-  # which then drops out of that resample's regression
-  assert np.mean(np.abs(boot['a'] / opt.n_opt.exponent - 1) < 1e-6) > 0.9
-
-
-def test_approach2_on_chinchilla_law_isoflops_near_closed_form():
-  rows = []
-  for C in np.geomspace(1e19, 1e23, 5):
-    n_star = allocation.optimal_6nd(C, **FIT)[0]
-    for N in n_star * np.geomspace(0.3, 3, 9):
-      rows.append({'C': C, 'N': N, 'loss': laws.chinchilla(N, C / (6 * N), **FIT)})
-  opt = approaches.approach2(pd.DataFrame(rows))
-  assert opt.n_opt.exponent == pytest.approx(A_EXP, abs=0.01)
-
-
-def test_approach2_needs_two_budgets():
-  with pytest.raises(errors.InputError, match='IsoFLOP budgets'):
-    approaches.approach2(planted_isoflops().iloc[:7])
 
 
 def test_envelope_hand_worked():
@@ -77,23 +35,55 @@ def test_envelope_hand_worked():
   assert list(env['N']) == [1, 1, 2] and list(env['loss']) == [3.0, 2.0, 1.2]
 
 
-def test_approach1_envelope_follows_closed_form():
-  rows = []
-  for N in np.geomspace(1e7, 1e10, 60):
-    D = N * np.geomspace(0.5, 500, 40)
-    rows += [{'run': f'{N:.3g}', 'N': N, 'D': d, 'C': 6 * N * d,
-              'loss': laws.chinchilla(N, d, **FIT)} for d in D]
-  opt = approaches.approach1(pd.DataFrame(rows))
+def test_approach1_envelope_follows_closed_form_and_drops_step_zero():
+  opt = approaches.approach1(law_curves(step0=True))  # C = 0 rows would break the logs
   assert opt.n_opt.exponent == pytest.approx(A_EXP, abs=0.03)
-  assert opt.n_opt.exponent + opt.d_opt.exponent == pytest.approx(1.0, abs=1e-6)  # C = 6ND
+  boot = approaches.approach1_bootstrap(law_curves(np.geomspace(1e7, 1e10, 20)), 10, seed=0)
+  assert np.nanmedian(boot['a']) == pytest.approx(A_EXP, abs=0.05)
 
 
-def test_isoflop_and_tokens_per_param_figures(tmp_path):
-  table = planted_isoflops()
-  opt = approaches.approach2(table)
-  paths = plots.isoflop(table, opt.table, approaches.budgets(table['C']), tmp_path)
+def test_approach1_needs_inner_sizes():
+  with pytest.raises(errors.InputError, match='fewer than 2 inner sizes'):
+    approaches.approach1(law_curves(np.array([1e7, 1e8, 1e9])))
+
+
+def test_single_length_cosine_runs_warn():
+  runs = pd.DataFrame({'run': ['a', 'b'], 'N': [1e6, 2e6], 'steps': [100, 100],
+                       'schedule': ['cosine', 'cosine']})
+  assert 'biased towards small models' in approaches.single_length_warning(runs)
+  several = pd.DataFrame({'run': ['a', 'b', 'c'], 'N': [1e6, 1e6, 2e6], 'steps': [100, 200, 100],
+                          'schedule': ['cosine'] * 3})
+  assert approaches.single_length_warning(several) is None
+  branches = runs.assign(cluster=['t', 't'])
+  assert approaches.single_length_warning(branches) is None
+
+
+def test_rows_and_disagreement_note():
+  rows = [three_approaches.Row(1, why_not='needs training curves: pass --runs'),
+          three_approaches.Row(2, 0.50, 0.50, [0.48, 0.52], [0.48, 0.52]),
+          three_approaches.Row(3, 0.46, 0.54, [0.455, 0.465], [0.535, 0.545])]
+  text = three_approaches.lines(rows)
+  assert 'does not apply: needs training curves' in text[1]
+  assert '0.500 (0.480, 0.520)' in text[2] and '0.460 (0.455, 0.465)' in text[3]
+  notes = three_approaches.disagreements(rows)
+  assert len(notes) == 2 and 'Approaches 2 and 3 disagree on a' in notes[0]
+  rows[2].a_ci95 = [0.45, 0.49]
+  rows[2].b_ci95 = [0.51, 0.55]
+  assert three_approaches.disagreements(rows) == []
+  js = three_approaches.to_json(rows)
+  assert js['rows'][0] == {'approach': 1, 'name': 'Minimum over training curves',
+                           'applies': False, 'why_not': 'needs training curves: pass --runs'}
+
+
+def test_approach3_interval_from_samples():
+  samples = {'alpha': np.array([0.3, 0.34, 0.38]), 'beta': np.array([0.3, 0.3, 0.3])}
+  row = three_approaches.approach3({'law': 'chinchilla', 'a': 0.5, 'b': 0.5}, samples)
+  assert row.a_ci95[0] == pytest.approx(np.percentile(0.3 / (0.3 + samples['alpha']), 2.5))
+  assert three_approaches.approach3({'law': 'power'}, None).why_not.startswith('--law=power')
+
+
+def test_tokens_per_param_figure(tmp_path):
   C = np.geomspace(1e19, 1e24, 20)
-  paths += plots.tokens_per_param(C, np.full(20, 20.0), (np.full(20, 15.0), np.full(20, 25.0)),
-                                  tmp_path)
-  assert [p.suffix for p in paths] == ['.png', '.pdf'] * 2
-  assert all(p.read_bytes()[:4] in (b'\x89PNG', b'%PDF') for p in paths)
+  paths = plots.tokens_per_param(C, np.full(20, 20.0), (np.full(20, 15.0), np.full(20, 25.0)),
+                                 tmp_path)
+  assert [p.suffix for p in paths] == ['.png', '.pdf']

@@ -1,15 +1,19 @@
 """The fit and plan command lines: outputs, hand-worked plans, and one-line errors on bad input."""
 
+import dataclasses
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from analysis import allocation
 from analysis import cli
 from analysis import fit
+from analysis import fitting
 from analysis import hardware
 from analysis import laws
+from analysis import outdir
 from analysis import plan
 
 TRUTH = dict(E=1.7, A=400.0, B=1500.0, alpha=0.33, beta=0.30)
@@ -26,13 +30,15 @@ def run(main, argv, capsys):
   return code, out, err
 
 
-def write_csv(path, n=30, seed=0, edits=()):
-  """Points with renamed columns and no D column (so D = C / 6N); edits: ((column, row), value)."""
+def write_csv(path, n=30, seed=0, edits=(), ratio=6.0):
+  """Points with renamed columns and no D column (so D = C / ratio·N); edits: ((column, row),
+  value). A loss_stderr column of 0.1% of the loss rides along."""
   rng = np.random.default_rng(seed)
   N = np.geomspace(5e7, 5e9, n)
   D = N * rng.uniform(2, 200, n)
   loss = laws.chinchilla(N, D, **TRUTH) * (1 + 0.002 * rng.standard_normal(n))
-  df = pd.DataFrame({'params': N, 'flops': 6 * N * D, 'final_loss': loss})
+  df = pd.DataFrame({'params': N, 'tokens': D, 'flops': ratio * N * D, 'final_loss': loss,
+                     'se': 0.001 * loss})
   for (col, row), value in edits:
     df.loc[row, col] = value
   df.to_csv(path, index=False)
@@ -40,46 +46,144 @@ def write_csv(path, n=30, seed=0, edits=()):
 
 
 def test_fit_csv_writes_fit_json_bootstrap_and_plots(tmp_path, capsys):
-  csv = write_csv(tmp_path / 'points.csv')
+  # C = 12·N·D, twice 6ND: the allocation must be the 6ND one at half the budget
+  csv = write_csv(tmp_path / 'points.csv', ratio=12.0)
   out = tmp_path / 'out'
-  code, stdout, _ = run(fit.main, [f'--csv={csv}', '--law=chinchilla', f'--out={out}',
-                                   '--columns', 'N=params,C=flops,loss=final_loss',
-                                   '--exclude-top-loss=2', '--bootstrap=40', '--seed=3',
-                                   '--at-flops=1e22', '--backtest=1e20'], capsys)
-  assert code == 0
+  code, stdout, err = run(fit.main, [
+      f'--csv={csv}', '--law=chinchilla', f'--out={out}', '--exclude-top-loss=2',
+      '--columns', 'N=params,D=tokens,C=flops,loss=final_loss,loss_stderr=se',
+      '--bootstrap=20', '--cold-share=0', '--seed=3', '--at-flops=1e22', '--backtest=1e20'],
+                          capsys)
+  assert code == 0, err
   result = json.loads((out / 'fit.json').read_text())
-  assert list(result) == FIT_KEYS and result['n_points'] == 28
+  assert list(result)[:len(FIT_KEYS)] == FIT_KEYS and result['n_points'] == 28
   for key in ('params', 'stderr', 'ci95'):
     assert list(result[key]) == ['E', 'A', 'B', 'alpha', 'beta']
-  assert result['params']['E'] == pytest.approx(TRUTH['E'], rel=0.05)
-  assert result['a'] == pytest.approx(laws.exponents(result['params']['alpha'],
-                                                     result['params']['beta'])[0])
-  assert len(pd.read_csv(out / 'bootstrap.csv')) == 40
-  for name in ('loss_vs_compute', 'residuals', 'contours', 'optimal_allocation'):
+  p = result['params']
+  assert p['E'] == pytest.approx(TRUTH['E'], rel=0.05) and result['converged'] is True
+  assert result['compute']['convention'] == 'table'
+  assert result['compute']['ratio_range'] == pytest.approx([12.0, 12.0], rel=1e-12)
+  at = result['at_flops']
+  N_half, D_half = allocation.optimal_6nd(0.5e22, **p)
+  assert at['C'] == 1e22 and at['N_opt'] == pytest.approx(N_half, rel=1e-3)
+  assert at['tokens_per_param'] == pytest.approx(D_half / N_half, rel=1e-3)
+  boot = pd.read_csv(out / 'bootstrap.csv')
+  assert len(boot) == 20 and result['bootstrap'] == {
+      'resamples': 20, 'converged': 20, 'cold_starts': 0, 'cold_other_basin_share': None,
+      'resampled': 'points'}
+  N_boot = allocation.optimal_6nd(0.5e22, **{k: boot[k].to_numpy() for k in p})[0]
+  np.testing.assert_allclose(at['ci95']['N_opt'], np.percentile(N_boot, [2.5, 97.5]), rtol=1e-3)
+  n_line = next(line for line in stdout.splitlines() if line.startswith('N_opt @ C=1e+22'))
+  assert f'{at["N_opt"]:.5g}' in n_line and f'{at["ci95"]["N_opt"][0]:.4g}' in n_line
+  # the fit's residuals beside the measurement noise: 0.1% of the loss by construction
+  assert result['residuals']['eval_noise']['median_rel_stderr'] == pytest.approx(1e-3)
+  assert 'median eval standard error 0.100% of the loss (28 of 28 points)' in stdout
+  for name in ('loss_vs_compute', 'residuals', 'contours', 'optimal_allocation',
+               'tokens_per_parameter'):
     assert (out / f'{name}.png').stat().st_size > 0 and (out / f'{name}.pdf').stat().st_size > 0
-  assert 'N_opt @ C=1e+22' in stdout and 'alpha' in stdout
   held = pd.read_csv(out / 'backtest.csv')
   assert len(held) and (held['C'] > 1e20).all()
   np.testing.assert_allclose(held['rel_error'], held['predicted'] / held['loss'] - 1)
   assert held['rel_error'].abs().max() < 0.05
+  assert f'mean |predicted/measured − 1| {held["rel_error"].abs().mean():.2%}' in stdout
+  assert not [p for p in out.iterdir() if p.name.startswith('.')]  # no staging folder left
+
+
+def test_6nd_convention_replaces_the_table_flops(tmp_path):
+  csv = write_csv(tmp_path / 'points.csv', ratio=12.0)
+  columns = {'N': 'params', 'D': 'tokens', 'C': 'flops', 'loss': 'final_loss'}
+  table = fit.load_table({'csv': csv}, columns, 0, laws.CHINCHILLA, compute='6nd')
+  np.testing.assert_allclose(table['C'], 6 * table['N'] * table['D'], rtol=1e-15)
+  assert table.attrs['units']['C'] == 'C = 6ND'
+  result, _ = fit.fit_table(table, laws.CHINCHILLA, compute='6nd')
+  assert result['compute']['convention'] == '6nd'
+  assert fit.at_flops_summary(result, None, 1e22)['N_opt'] == pytest.approx(
+      allocation.optimal_6nd(1e22, **result['params'])[0], rel=1e-9)
+
+
+def test_integer_columns_are_read_as_float64_without_overflow(tmp_path):
+  # 6·N·D = 6e26 overflows int64 (9.2e18): read as float64 it is exact to 1e-16
+  N = np.array([10**8, 10**9, 10**10, 10**11, 10**12] * 2, dtype=np.int64)
+  D = np.array([10**10, 10**12, 10**13, 10**14, 10**14] * 2, dtype=np.int64)
+  loss = laws.chinchilla(N.astype(float), D.astype(float), **TRUTH)
+  pd.DataFrame({'N': N, 'D': D, 'loss': loss}).to_csv(tmp_path / 'int.csv', index=False)
+  assert pd.read_csv(tmp_path / 'int.csv')['N'].dtype == np.int64
+  table = fit.load_table({'csv': tmp_path / 'int.csv'}, {}, 0, laws.Law(('N',)))
+  assert all(table[k].dtype == np.float64 for k in ('N', 'D', 'C', 'loss'))
+  np.testing.assert_allclose(table['C'], 6.0 * N.astype(float) * D.astype(float), rtol=1e-15)
+  assert table['C'].max() == pytest.approx(6e26, rel=1e-15)
+
+
+def identical_rows(path, n=10):
+  pd.DataFrame({'params': [1e8] * n, 'flops': [1e19] * n, 'final_loss': [3.0] * n}).to_csv(
+      path, index=False)
+  return path
+
+
+def one_size(path):
+  pd.DataFrame({'params': [1e8] * 3, 'flops': [1e18, 1e19, 1e20], 'final_loss': [4, 3.5, 3.2]}
+               ).to_csv(path, index=False)
+  return path
 
 
 @pytest.mark.parametrize('case, args, message', [
     ('missing column', {'columns': 'N=params,C=flops'}, "missing column 'loss'"),
-    ('NaN', {'edits': [(('final_loss', 3), np.nan)]}, "column 'loss' has 1 NaN or non-positive"),
-    ('non-positive', {'edits': [(('params', 0), -5.0)]}, "column 'N' has 1 NaN or non-positive"),
+    ('NaN', {'edits': [(('final_loss', 3), np.nan)]}, "column 'loss' has 1 NaN, inf or non-pos"),
+    ('inf', {'edits': [(('flops', 5), np.inf)]}, "column 'C' has 1 NaN, inf or non-positive"),
+    ('non-positive', {'edits': [(('params', 0), -5.0)]}, "column 'N' has 1 NaN, inf or non-pos"),
     ('too few points', {'n': 4}, 'cannot fit the chinchilla law'),
     ('unknown column', {'columns': 'N=size,C=flops,loss=final_loss'}, "column 'size'"),
+    ('10 identical rows', {'write': identical_rows}, 'only 1 distinct value of (N, D)'),
+    ('power law on one N', {'write': one_size, 'argv': ['--law=power', '--x=N']},
+     'only 1 distinct value of (N); the power law has 3'),
+    ('bad --at-flops', {'argv': ['--at-flops=-1']}, '--at-flops must be a finite number > 0'),
+    ('bad --cold-share', {'argv': ['--cold-share=2']}, '--cold-share must be in [0, 1]'),
 ])
 def test_bad_csv_input_is_one_line_and_exit_2(tmp_path, capsys, case, args, message):
   del case
   columns = args.pop('columns', 'N=params,C=flops,loss=final_loss')
-  csv = write_csv(tmp_path / 'points.csv', **args)
+  argv = args.pop('argv', [])
+  csv = args.pop('write', write_csv)(tmp_path / 'points.csv', **args)
   out = tmp_path / 'out'
-  code, stdout, err = run(fit.main, [f'--csv={csv}', f'--out={out}', f'--columns={columns}'],
-                          capsys)
-  assert code == 2 and message in err and err.count('\n') == 1 and not stdout
+  code, stdout, err = run(fit.main, [f'--csv={csv}', f'--out={out}', f'--columns={columns}',
+                                     *argv], capsys)
+  assert code == 2 and message in err and err.count('\n') == 1 and not stdout, err
   assert not out.exists()
+
+
+def test_unwritable_out_is_refused_before_fitting(tmp_path, capsys):
+  csv = write_csv(tmp_path / 'points.csv')
+  (tmp_path / 'afile').write_text('')
+  for out, message in ((tmp_path / 'afile', 'is a file'),
+                       (tmp_path / 'afile' / 'sub', 'cannot be written')):
+    code, stdout, err = run(fit.main, [f'--csv={csv}', f'--out={out}',
+                                       '--columns=N=params,C=flops,loss=final_loss'], capsys)
+    assert code == 2 and message in err and err.count('\n') == 1 and not stdout
+
+
+def test_a_fit_that_did_not_converge_says_so_and_plan_refuses_it(tmp_path, capsys, monkeypatch):
+  real_fit, real_boot = fitting.fit, fitting.bootstrap
+
+  def half_the_resamples_fail(*a, **k):
+    res = real_boot(*a, **k)
+    res.converged[::2] = False
+    return res
+  monkeypatch.setattr(fitting, 'fit', lambda *a, **k: dataclasses.replace(real_fit(*a, **k),
+                                                                         converged=False))
+  monkeypatch.setattr(fitting, 'bootstrap', half_the_resamples_fail)
+  csv = write_csv(tmp_path / 'points.csv')
+  out = tmp_path / 'out'
+  code, _, err = run(fit.main, [f'--csv={csv}', f'--out={out}', '--bootstrap=10',
+                                '--cold-share=0', '--columns=N=params,C=flops,loss=final_loss'],
+                     capsys)
+  assert code == 0 and 'did not converge' in err
+  assert 'only 5 of 10 bootstrap resamples converged (< 95%)' in err
+  result = json.loads((out / 'fit.json').read_text())
+  assert result['converged'] is False and result['bootstrap']['converged'] == 5
+  assert len(pd.read_csv(out / 'bootstrap.csv')) == 5
+  code, stdout, err = run(plan.main, [f'--fit={out / "fit.json"}', '--hardware=h100',
+                                      '--flops=1e21'], capsys)
+  assert code == 2 and 'did not converge' in err and not stdout
 
 
 def test_empty_runs_folder_and_bad_flag_are_one_line(tmp_path, capsys):
@@ -90,9 +194,15 @@ def test_empty_runs_folder_and_bad_flag_are_one_line(tmp_path, capsys):
   assert code == 2 and "invalid choice: 'cubic'" in err and err.count('\n') == 1
 
 
-def write_fit(folder, params, law='chinchilla', samples=None):
+SIX_ND = allocation.Compute.six_nd().to_json()
+
+
+def write_fit(folder, params, law='chinchilla', samples=None, converged=True, compute=SIX_ND):
   folder.mkdir(exist_ok=True)
-  (folder / 'fit.json').write_text(json.dumps({'law': law, 'params': params}))
+  fit_json = {'law': law, 'params': params, 'converged': converged}
+  if compute is not None:
+    fit_json['compute'] = compute
+  (folder / 'fit.json').write_text(json.dumps(fit_json))
   if samples is not None:
     pd.DataFrame(samples).to_csv(folder / 'bootstrap.csv', index=False)
   return folder / 'fit.json'
@@ -112,20 +222,39 @@ def test_plan_hand_worked():
   assert plan.plan(p, h100, mfu=0.4, target_loss=1.02)['FLOPs'] == pytest.approx(6e8, rel=1e-8)
 
 
+def test_plan_uses_the_fits_flop_convention():
+  # the fit's table counted C = 12ND: 1.2e21 of its FLOPs buy what 6e20 buy under 6ND
+  p = dict(E=1.0, A=1.0, B=1.0, alpha=0.5, beta=0.5)
+  twelve = allocation.Compute('table', np.array([1e6, 1e9]), np.array([12.0, 12.0]))
+  got = plan.plan(p, hardware.DEVICES['h100'], mfu=0.4, flops=1.2e21, compute=twelve)
+  assert got['N_opt'] == pytest.approx(1e10, rel=1e-9) and got['D_opt'] == pytest.approx(1e10)
+  assert got['device_hours'] == pytest.approx(1.2e21 / (989e12 * 0.4) / 3600)
+  # loss 1.02 needs 6ND = 6e8, i.e. 1.2e9 of the table's FLOPs
+  assert plan.plan(p, hardware.DEVICES['h100'], mfu=0.4, target_loss=1.02,
+                   compute=twelve)['FLOPs'] == pytest.approx(1.2e9, rel=1e-8)
+
+
 def test_plan_cli_with_bootstrap_intervals(tmp_path, capsys):
   p = dict(E=1.0, A=1.0, B=1.0, alpha=0.5, beta=0.5)
-  samples = {k: np.full(20, v) * np.linspace(0.95, 1.05, 20) for k, v in p.items()}
+  s = np.linspace(0.95, 1.05, 20)  # every parameter scaled by s: A = B and alpha = beta stay
+  samples = {k: v * s for k, v in p.items()}
   path = write_fit(tmp_path / 'f', p, samples=samples)
   code, out, _ = run(plan.main, [f'--fit={path}', '--flops=6e20', '--hardware=tpu-v5p'], capsys)
-  assert code == 0 and '(estimate)' in out and 'GPT-3' in out
-  n_line = next(line for line in out.splitlines() if line.startswith('N_opt'))
-  assert '1e+10' in n_line and '[' in n_line
+  assert code == 0 and '(estimate)' in out and 'GPT-3' in out and 'C = 6ND' in out
+  lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+  # G = 1 and a = 1/2 for every sample, so N_opt = sqrt(C / 6) = 1e10 in all of them
+  assert lines['N_opt'].split()[1:] == ['1e+10', '[1e+10,', '1e+10]']
+  # loss = s + 2 s (1e10)^(-s/2): its 95% interval over the 20 samples, worked out here
+  loss = s + 2 * s * 1e10**(-s / 2)
+  lo, hi = np.percentile(loss, [2.5, 97.5])
+  assert lines['loss'].split()[1:] == [f'{1 + 2e-5:.4g}', f'[{lo:.4g},', f'{hi:.4g}]']
 
 
 @pytest.mark.parametrize('argv, message', [
     (['--target-loss=0.9'], 'not above the fitted irreducible loss'),
     (['--flops=1e21', '--mfu=1.5'], '--mfu must be in (0, 1]'),
-    (['--flops=-3'], '--flops must be > 0'),
+    (['--flops=-3'], '--flops must be a finite number > 0'),
+    (['--flops=inf'], '--flops must be a finite number > 0'),
 ])
 def test_plan_bad_input(tmp_path, capsys, argv, message):
   path = write_fit(tmp_path / 'f', dict(E=1.0, A=1.0, B=1.0, alpha=0.5, beta=0.5))
@@ -133,7 +262,40 @@ def test_plan_bad_input(tmp_path, capsys, argv, message):
   assert code == 2 and message in err and err.count('\n') == 1 and not out
 
 
-def test_plan_rejects_a_power_law_fit(tmp_path, capsys):
-  path = write_fit(tmp_path / 'f', dict(E=1.0, x0=1.0, alpha=0.5), law='power')
-  code, _, err = run(plan.main, [f'--fit={path}', '--hardware=h100', '--flops=1e20'], capsys)
-  assert code == 2 and 'not a Chinchilla-law fit' in err
+P = dict(E=1.0, A=1.0, B=1.0, alpha=0.5, beta=0.5)
+
+
+@pytest.mark.parametrize('fit_kw, message', [
+    ({'params': dict(E=1.0, x0=1.0, alpha=0.5), 'law': 'power'}, 'not a Chinchilla-law fit'),
+    ({'converged': False}, 'did not converge'),
+    ({'converged': None}, 'did not converge'),  # a fit.json from before converged was written
+    ({'compute': None}, 'does not record its FLOP convention'),
+    ({'samples': {'E': [1.0], 'A': [1.0], 'B': [1.0]}}, 'lacks the columns alpha, beta'),
+    ({'samples': {k: [] for k in P}}, 'lacks rows'),
+])
+def test_plan_refuses_fits_it_cannot_trust(tmp_path, capsys, fit_kw, message):
+  path = write_fit(tmp_path / 'f', fit_kw.pop('params', P), **fit_kw)
+  code, out, err = run(plan.main, [f'--fit={path}', '--hardware=h100', '--flops=1e20'], capsys)
+  assert code == 2 and message in err and err.count('\n') == 1 and not out
+
+
+def test_a_failure_while_writing_leaves_no_half_written_folder(tmp_path):
+  with pytest.raises(RuntimeError):
+    with outdir.Staged(tmp_path / 'new') as stage:
+      (stage / 'residuals.png').write_text('half')
+      raise RuntimeError('matplotlib fell over')
+  assert not (tmp_path / 'new').exists()
+  old = tmp_path / 'old'
+  old.mkdir()
+  (old / 'fit.json').write_text('{"from": "the last fit"}')
+  with pytest.raises(RuntimeError):
+    with outdir.Staged(old) as stage:
+      (stage / 'fit.json').write_text('{"from": "this fit"}')
+      raise RuntimeError('disk full')
+  assert [p.name for p in old.iterdir()] == ['fit.json']
+  assert json.loads((old / 'fit.json').read_text()) == {'from': 'the last fit'}
+  with outdir.Staged(old) as stage:  # success: moved in, and a stale bootstrap.csv goes
+    (old / 'bootstrap.csv').write_text('E\n1\n')
+    (stage / 'fit.json').write_text('{"from": "this fit"}')
+  assert [p.name for p in old.iterdir()] == ['fit.json']
+  assert json.loads((old / 'fit.json').read_text()) == {'from': 'this fit'}

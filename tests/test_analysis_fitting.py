@@ -111,3 +111,60 @@ def test_one_variable_power_laws_recovered(law, truth):
   got = law.named(fit.x)
   for k, value in truth.items():
     assert got[k] == pytest.approx(value, rel=1e-3), k
+
+
+def box_starts():
+  """The 32 corners of a box of plausible values (not the truth): a small grid for fast tests."""
+  box = itertools.product((1.5, 2.5), (100, 1000), (300, 3000), (0.25, 0.45), (0.25, 0.45))
+  return np.array([LAW.row(dict(zip(TRUTH, corner))) for corner in box])
+
+
+def test_cold_starts_find_the_basin_a_warm_start_hides():
+  """Warm-started at a plateau (both power terms underflow to 0, E at the median loss, so every
+  gradient is exactly 0), resamples stay on it; the cold ones reach the law and say so."""
+  N, D = realistic_grid()
+  loss = laws.chinchilla(N, D, **TRUTH)
+  prob = fitting.problem(LAW, {'N': N, 'D': D}, loss)
+  y = np.sort(loss)
+  plateau = np.array([-800.0, -800.0, np.log((y[31] + y[32]) / 2), 0.3, 0.3])
+  assert not prob(plateau[None], np.zeros(1, int))[1].any()
+  boot = fitting.bootstrap_with_cold_starts(prob, plateau, fitting.multinomial_weights(64, 6, 0),
+                                            box_starts(), cold_share=0.5, seed=0)
+  assert boot.summary() == {'resamples': 6, 'converged': 6, 'cold_starts': 3,
+                            'cold_other_basin_share': 1.0}
+  E = LAW.named(boot.x_RxQ)['E']
+  np.testing.assert_allclose(E[boot.cold_R], TRUTH['E'], rtol=1e-4)
+  assert (np.abs(E[~boot.cold_R] - TRUTH['E']) > 1.0).all()  # the warm ones stayed on the plateau
+
+
+def test_cold_starts_at_the_optimum_find_no_other_basin():
+  N, D = realistic_grid()
+  prob = fitting.problem(LAW, {'N': N, 'D': D}, np.exp(noisy_logloss(1, seed=3)[0]))
+  best = fitting.fit(prob, box_starts())
+  assert best.converged
+  boot = fitting.bootstrap_with_cold_starts(prob, best.x, fitting.multinomial_weights(64, 4, 1),
+                                            box_starts(), cold_share=0.25, seed=0)
+  assert boot.summary()['cold_starts'] == 1 and boot.summary()['cold_other_basin_share'] == 0.0
+
+
+def test_cluster_weights_draw_whole_clusters():
+  clusters = np.array(['t1', 't1', 't1', 'solo', 't2', 't2'])
+  w = fitting.cluster_weights(clusters, 500, seed=0)
+  for members in ([0, 1, 2], [4, 5]):
+    assert (w[:, members] == w[:, members[:1]]).all()  # a cluster's points are drawn together
+  # three clusters drawn three times: the counts of t1, solo and t2 sum to 3 in every resample
+  np.testing.assert_array_equal(w[:, 0] + w[:, 3] + w[:, 4], 3)
+  assert (w[:, 0] == 0).any() and (w[:, 0] >= 2).any()
+  np.testing.assert_array_equal(fitting.cluster_weights(np.arange(5), 7, seed=2),
+                                fitting.multinomial_weights(5, 7, seed=2))
+
+
+def test_a_fit_is_converged_only_at_a_stationary_point():
+  N, D = realistic_grid()
+  prob = fitting.problem(LAW, {'N': N, 'D': D}, laws.chinchilla(N, D, **TRUTH))
+  fit = fitting.fit(prob, box_starts())
+  assert fit.converged and fitting.stationary(prob, fit.x)
+  assert not fitting.stationary(prob, fit.x + np.array([0, 0, 0, 0.01, 0]))
+  assert not fitting.stationary(prob, np.array([np.inf, 0, 0, 0.3, 0.3]))
+  stuck = lbfgs.minimize(prob, LAW.row(TRUTH)[None] + 0.5, maxiter=2)
+  assert not stuck.converged[0] and not fitting.stationary(prob, stuck.x[0])

@@ -35,8 +35,14 @@ def test_tiny_dit_trains_on_digits_within_three_minutes_and_its_elbo_falls(tiny_
   assert all(b < a for a, b in zip(elbo, elbo[1:])), elbo
   assert elbo[-1] < np.log2(17), elbo  # better than a uniform guess over the 17 grey levels
   assert all(len(r['eval_mse']) == 16 for r in evals)
-  print(f'\nacceptance run: {wall_s:.1f} s; eval ELBO bits/dim by step: '
-        + ', '.join(f'{r["step"]}: {r["eval_elbo_bpd"]:.3f}' for r in evals))
+  # Each ELBO carries its standard error over the 256 eval examples; the fall from step 0 to the
+  # end is many of them.
+  assert all(0 < r['eval_elbo_bpd_stderr'] < 0.1 * r['eval_elbo_bpd'] for r in evals)
+  assert all(r['eval_loss_stderr'] > 0 for r in evals)
+  assert elbo[0] - elbo[-1] > 10 * evals[-1]['eval_elbo_bpd_stderr']
+  print(f'\nacceptance run: {wall_s:.1f} s; eval ELBO bits/dim (17 grey levels) by step: '
+        + ', '.join(f'{r["step"]}: {r["eval_elbo_bpd"]:.3f} ± {r["eval_elbo_bpd_stderr"]:.3f}'
+                    for r in evals))
 
 
 def test_run_json_describes_the_dit(tiny_dit):
@@ -45,7 +51,14 @@ def test_run_json_describes_the_dit(tiny_dit):
   assert run['model']['patch'] == 2 and run['tokens_per_step'] == 64 * 16
   assert 90_000 < run['n_params'] < 110_000
   assert run['dataset']['name'] == 'digits' and len(run['dataset']['fingerprint']) == 64
-  assert len(run['eval_logsnr_grid']) == 16
+  with open(os.path.join(tiny_dit[0], 'config.json')) as f:
+    d = json.load(f)['diffusion']
+  logsnr_G = np.array(run['eval_logsnr_grid'])  # one jittered node in each sixteenth of the range
+  stratum_G = np.floor((d['logsnr_max'] - logsnr_G) / (d['logsnr_max'] - d['logsnr_min']) * 16)
+  np.testing.assert_array_equal(stratum_G, np.arange(16))
+  final = run['final']
+  assert final['eval_elbo_bpd'] == rows(tiny_dit[0])[-1]['eval_elbo_bpd']
+  assert final['eval_elbo_bpd_stderr'] > 0 and final['eval_loss_stderr'] > 0
 
 
 def intensities(png: str) -> np.ndarray:

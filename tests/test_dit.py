@@ -99,16 +99,31 @@ def test_train_flops_per_token_times_tokens_is_three_forward_passes():
                                3 * forward[convention])
 
 
-def test_chinchilla_forward_flops_agree_with_xla_cost_analysis():
-  m = model_config().model
+# Few tokens (4 per image): adaLN and the conditioning, paid once per image, are 9% and 11% of
+# the forward FLOPs. Many tokens (256): attention's QKᵀ and A·V are 55%.
+FEW_TOKENS = dict(image_size=8, patch=4, n_layer=1, d_model=64, n_head=2)
+MANY_TOKENS = dict(image_size=16, patch=1, n_layer=1, d_model=32, n_head=2)
+
+
+@pytest.mark.parametrize('overrides,caught', [({}, ()), (FEW_TOKENS, ('block_images', 'conditioning')),
+                                              (MANY_TOKENS, ('attention',))],
+                         ids=['tiny', 'few-tokens', 'many-tokens'])
+def test_chinchilla_forward_flops_agree_with_xla_cost_analysis(overrides, caught):
+  # XLA counts everything the convention counts (every matmul, 3 FLOPs per softmax score) plus
+  # the elementwise work it leaves out (norms, modulation, GELU): 4.7-6.4% more on these shapes.
+  # Dropping adaLN ('block_images'), the conditioning or attention puts XLA 15% or more above.
+  m = model_config(**overrides).model
   graphdef, state = nnx.split(abstract_dit(m))
   forward = lambda state, z, t, y: nnx.merge(graphdef, state)(z, t, y)
-  B = 32
-  args = (state, jnp.zeros((B, 8, 8, 1)), jnp.zeros((B,)), jnp.zeros((B,), jnp.int32))
+  B = 8
+  args = (state, jnp.zeros((B, m.image_size, m.image_size, m.channels)), jnp.zeros((B,)),
+          jnp.zeros((B,), jnp.int32))
   cost = jax.jit(forward).lower(*args).compile().cost_analysis()
-  cost = cost[0] if isinstance(cost, list) else cost
+  xla_per_image = (cost[0] if isinstance(cost, list) else cost)['flops'] / B
   counted = dit_flops.dit_forward_flops_per_image(m)['chinchilla']
-  np.testing.assert_allclose(cost['flops'] / B, counted, rtol=0.10)
+  assert 0 <= xla_per_image / counted - 1 < 0.08, xla_per_image / counted
+  for term in caught:  # the test can fail: without this term the count falls outside the band
+    assert xla_per_image / (counted - 2 * dit_flops._macs(m)[term]) - 1 > 0.12, term
 
 
 def test_full_label_dropout_gives_the_null_class(tiny):

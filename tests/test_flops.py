@@ -1,12 +1,21 @@
+import os
+import subprocess
+import sys
+import types
+
 import jax
 import jax.numpy as jnp
 import pytest
 from flax import nnx
 from ml_collections import config_dict
 
+from analysis import hardware
 from configs import lm
 from scaling import flops
+from scaling.errors import ConfigError
 from scaling.models.transformer import Transformer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def shape(n_layer, d_model, n_head, d_ff, seq_len, mlp, vocab_size=256, tied=False):
@@ -52,25 +61,76 @@ def test_unknown_convention_is_an_error():
     flops.lm_forward_flops_per_token(A, 'palm')
 
 
-def test_forward_matches_xla_cost_analysis():
-  cfg = lm.get_config('size=tiny').model
-  model = Transformer(cfg, rngs=nnx.Rngs(0))
-  graphdef, params = nnx.split(model)
-  tokens = jnp.zeros((2, cfg.seq_len), jnp.int32)
-  forward = jax.jit(lambda p, t: nnx.merge(graphdef, p)(t))
-  cost = forward.lower(params, tokens).compile().cost_analysis()
-  xla_per_token = cost['flops'] / tokens.size
-  ours = flops.lm_forward_flops_per_token(cfg, 'chinchilla')
-  assert abs(xla_per_token - ours) / ours < 0.10
+def xla_flops(fn, *args) -> float:
+  cost = jax.jit(fn).lower(*args).compile().cost_analysis()
+  return (cost[0] if isinstance(cost, list) else cost)['flops']
 
 
-def test_peak_table_and_mfu():
-  assert flops.table_peak_flops('NVIDIA H100 80GB HBM3') == 989e12
-  assert flops.table_peak_flops('TPU v5 lite') == 197e12
+def lm_model(**overrides):
+  m = lm.get_config('size=tiny').model
+  m.update(overrides)
+  return m
+
+
+# A vocabulary-heavy shape: the embedding and the logits are each about a quarter of the forward
+# FLOPs and attention's QKᵀ and A·V an eighth, so dropping any of them moves the count by far
+# more than the 3% tolerance. `tiny` is the shipped config (both about 3%).
+VOCAB_HEAVY = dict(n_layer=2, d_model=64, n_head=2, d_ff=256, seq_len=128, vocab_size=1024)
+
+
+@pytest.mark.parametrize('m', [lm_model(), lm_model(**VOCAB_HEAVY),
+                               lm_model(**VOCAB_HEAVY, mlp='swiglu', tied_embeddings=True)],
+                         ids=['tiny', 'vocab-heavy', 'vocab-heavy-swiglu-tied'])
+def test_chinchilla_forward_matches_xla_cost_analysis_within_three_percent(m):
+  # XLA counts the embedding lookup, a gather, as no FLOPs; Chinchilla counts it as the dense
+  # matmul one_hot(tokens) @ embed, so XLA is asked for that matmul's count too. XLA also counts
+  # the elementwise work (norms, RoPE, activations), which the convention leaves out: -1.4% to
+  # -1.9% on these shapes.
+  graphdef, params = nnx.split(nnx.eval_shape(lambda: Transformer(m, rngs=nnx.Rngs(0))))
+  tokens = jnp.zeros((2, m.seq_len), jnp.int32)
+  model = xla_flops(lambda p, t: nnx.merge(graphdef, p)(t), params, tokens)
+  embedding = xla_flops(lambda e, t: jax.nn.one_hot(t, m.vocab_size) @ e,
+                        jnp.zeros((m.vocab_size, m.d_model)), tokens)
+  xla_per_token = (model + embedding) / tokens.size
+  ours = flops.lm_forward_flops_per_token(m, 'chinchilla')
+  assert abs(ours - xla_per_token) / xla_per_token < 0.03
+  if m.vocab_size > 256:  # the test can fail: each term alone is caught
+    terms = {'embedding': 2 * m.vocab_size * m.d_model, 'logits': 2 * m.d_model * m.vocab_size,
+             'attention': m.n_layer * 4 * m.seq_len * m.d_model}
+    for name, term in terms.items():
+      assert abs(ours - term - xla_per_token) / xla_per_token > 0.06, name
+
+
+def test_one_device_table_tells_parts_and_dtypes_apart():
+  assert flops.table_peak_flops('NVIDIA H100 80GB HBM3') == 989e12  # SXM
+  assert flops.table_peak_flops('NVIDIA H100 PCIe') == 756e12
+  assert flops.table_peak_flops('NVIDIA H100 80GB HBM3', 'float32') == 494e12  # TF32
   assert flops.table_peak_flops('NVIDIA A100-SXM4-40GB') == 312e12
+  assert flops.table_peak_flops('NVIDIA A100-PCIE-40GB', 'float32') == 156e12
+  assert flops.table_peak_flops('TPU v5 lite') == flops.table_peak_flops('TPU v5 lite',
+                                                                         'float32') == 197e12
+  assert flops.table_peak_flops('TPU v5') == 459e12
   assert flops.table_peak_flops('some future chip') is None
+  assert hardware.for_device_kind('NVIDIA H100 PCIe')[0] == 'h100-pcie'
+  for name, device in hardware.DEVICES.items():  # every entry: both dtypes, a source
+    assert set(device.peaks) == set(hardware.DTYPES) and device.source, name
+    assert device.peaks['float32'] <= device.peaks['bfloat16'], name
+
+
+def test_mfu_denominator_is_the_peak_of_the_compute_dtype():
+  pcie = types.SimpleNamespace(device_kind='NVIDIA H100 PCIe', platform='gpu')
+  assert flops.peak_flops_per_device(pcie, 'float32') == 378e12
+  assert flops.peak_flops_per_device(pcie, 'bfloat16') == 756e12
+  unknown = types.SimpleNamespace(device_kind='NVIDIA B200', platform='gpu')
+  with pytest.raises(ConfigError, match='peak_flops.*float32'):
+    flops.peak_flops_per_device(unknown, 'float32')
   # 6 MFLOP/token at 1,000 tokens/s on 2 devices of 10 GFLOP/s each: 6e9 / 2e10.
   assert flops.mfu(6e6, 1000, 1e10, 2) == pytest.approx(0.3)
+
+
+def test_the_device_table_loads_without_jax():
+  code = 'import sys, analysis.hardware, analysis.plan; assert "jax" not in sys.modules'
+  subprocess.run([sys.executable, '-c', code], check=True, cwd=ROOT)
 
 
 def test_cpu_peak_is_measured_and_override_wins():

@@ -1,3 +1,5 @@
+import gzip
+
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -16,11 +18,12 @@ def stdlib(process_index=0, process_count=1, seed=0, batch_size=8):
 
 
 def test_stdlib_corpus_is_the_python_source_split_by_path():
-  train, held_out, fingerprint = text.read_folder(text.stdlib_root(), suffixes=('.py',))
+  train, held_out, fingerprint, report = text.read_stdlib()
+  assert report['skipped_binary'] == report['duplicates'] == 0  # the embedded bytes, unchanged
   assert 5e6 < len(train) + len(held_out) < 5e7
   assert 0.01 < len(held_out) / (len(train) + len(held_out)) < 0.15
   assert b'def ' in train[:100_000].tobytes()
-  assert fingerprint == text.read_folder(text.stdlib_root(), suffixes=('.py',))[2]
+  assert fingerprint == text.list_folder(text.stdlib_root(), ('.py',), unique=False).fingerprint
 
 
 def test_batches_are_a_pure_function_of_seed_and_step():
@@ -48,9 +51,66 @@ def test_eval_batches_are_fixed_across_seeds():
 def test_any_folder_of_text(tmp_path):
   for i in range(60):
     (tmp_path / f'doc{i}.txt').write_text(f'document number {i} ' * 20)
-  train, held_out, _ = text.read_folder(str(tmp_path))
+  train, held_out, _, report = text.read_folder(str(tmp_path))
   assert len(train) > len(held_out) > 0
   assert train.tobytes().count(text.SEPARATOR) + held_out.tobytes().count(text.SEPARATOR) == 60
+  assert report['files'] == 60 and report['bytes'] == len(train) + len(held_out) - 60
+
+
+def messy_folder(root):
+  """Text, binary files, a copy, a link, and text with a few bytes that are not UTF-8."""
+  for i in range(40):
+    (root / f'doc{i}.txt').write_text(f'document number {i} ' * 20)
+  (root / 'archive.txt.gz').write_bytes(gzip.compress(b'compressed text ' * 100))
+  (root / 'image.png').write_bytes(b'\x89PNG\r\n\x1a\n\0\0\0\rIHDR' + bytes(range(256)) * 4)
+  (root / 'random.bin').write_bytes(np.random.default_rng(0).bytes(4096).replace(b'\0', b'x'))
+  (root / 'latin1.md').write_bytes('caf\xe9 cr\xe8me '.encode('latin-1') + b'plain text ' * 30)
+  (root / 'sub').mkdir()
+  (root / 'sub' / 'copy.txt').write_bytes((root / 'doc3.txt').read_bytes())
+  (root / 'sub' / 'link.txt').symlink_to(root / 'doc4.txt')
+  return str(root)
+
+
+def test_text_folders_keep_text_files_once_and_say_what_they_skipped(tmp_path):
+  train, held_out, _, report = text.read_folder(messy_folder(tmp_path))
+  assert report == dict(files=41, bytes=report['bytes'], skipped_binary=3, skipped_unreadable=0,
+                        duplicates=2, non_utf8=1)
+  everything = train.tobytes() + held_out.tobytes()
+  assert b'compressed' not in everything and b'PNG' not in everything
+  assert everything.count(b'document number 3 ') == 20  # one copy only
+  assert 'caf\xe9'.encode('latin-1') in everything  # kept, byte for byte
+
+
+def test_data_suffixes_restrict_the_files(tmp_path):
+  root = messy_folder(tmp_path)
+  c = lm.get_config('size=nano')
+  c.dataset, c.data_suffixes, c.seq_len = f'textdir:{root}', '.txt,.md', 16
+  report = lm_task.corpus(c)['source']['report']
+  assert report['files'] == 41 and report['skipped_binary'] == 0  # .gz, .png, .bin not listed
+  c.data_suffixes = '.md'
+  with pytest.raises(ConfigError, match='has 1 text files .* drop data_suffixes=.md'):
+    lm_task.corpus(c)
+
+
+def test_train_and_eval_are_disjoint_by_file(tmp_path):
+  root = messy_folder(tmp_path)
+  listing = text.list_folder(root)
+  train, held_out = {f.relpath for f in listing.train}, {f.relpath for f in listing.eval}
+  assert train and held_out and not train & held_out
+  assert not {f.sha256 for f in listing.train} & {f.sha256 for f in listing.eval}
+  train_text, eval_text, _, _ = text.read_folder(root)
+  for doc in eval_text.tobytes().split(text.SEPARATOR)[:-1]:
+    assert doc not in train_text.tobytes().split(text.SEPARATOR)
+
+
+def test_a_folder_too_small_for_one_window_names_the_sizes(tmp_path):
+  for i in range(40):
+    (tmp_path / f'doc{i}.txt').write_text(f'doc {i}')
+  c = lm.get_config('size=nano')
+  c.dataset, c.seq_len = f'textdir:{tmp_path}', 128
+  with pytest.raises(ConfigError, match=r'the eval split of textdir:.* has \d+ bytes, too few for '
+                                        r'one window of seq_len \+ 1 = 129'):
+    lm_task.make_data(c, 0, 1)
 
 
 @pytest.mark.parametrize('dataset,match', [('textdir:/no/such/folder', 'not a folder'),

@@ -5,10 +5,14 @@ Study: the budgets of Chinchilla's IsoFLOP profiles (their Figure 3), with the w
 climbing one rung per budget; batch 256 x 2048 tokens in bfloat16. Every run is sized by
 `budget` so its Chinchilla-convention FLOPs equal the budget.
 
-Expected result: this is a plan, not a run. The dry run prints each run's N, D, FLOPs and share,
-the total, and the H100-hours it would take at the stated MFU:
+Data: a prepared corpus (`:dataset=tokens:DIR`, from python -m scaling.data.prepare), never the
+embedded one; the largest run reads about 450 B tokens, and a run past max_epochs (default 1) is
+refused. Arguments: `dataset=tokens:DIR` (required), `max_epochs=E` (to repeat data on purpose).
 
-  python -m experiments.sweep --sweep=configs/sweeps/chinchilla_plan.py \
+Expected result: this is a plan, not a run. The dry run prints each run's N, D, FLOPs, share and
+epochs, the total, and the H100-hours it would take at the stated MFU:
+
+  python -m experiments.sweep --sweep=configs/sweeps/chinchilla_plan.py:dataset=tokens:DIR \
       --outdir=runs/chinchilla_plan --dry-run [--mfu=0.4]
 
 On a cluster: the same with --backend=slurm --nodes=N --gpus-per-node=8 (see experiments/README.md).
@@ -40,6 +44,7 @@ TRAINING = {'seq_len': 2048, 'batch_size': 256, 'dtype': 'bfloat16', 'warmup_ste
             'eval_every': 1000, 'checkpoint_every': 1000, 'log_every': 50}
 
 
-def get_sweep() -> dict:
+def get_sweep(arg: str = '') -> dict:
+  training = {**TRAINING, **ladder.prepared_corpus(arg, 'configs/sweeps/chinchilla_plan.py')}
   return {'name': 'chinchilla_plan',
-          'runs': ladder.isoflop_runs('configs/lm.py:size=b1', BUDGETS, SHAPES, 8, TRAINING)}
+          'runs': ladder.isoflop_runs('configs/lm.py:size=b1', BUDGETS, SHAPES, 8, training)}

@@ -5,6 +5,8 @@ Sweep files declare budgets and shapes; experiments/runspec.py turns each budget
 the task's FLOP count, so nothing here does FLOP arithmetic.
 """
 
+from configs import common
+
 
 def shape(n_layer: int, d_model: int, n_head: int) -> dict:
   return {'model.n_layer': n_layer, 'model.d_model': d_model, 'model.n_head': n_head}
@@ -24,6 +26,25 @@ CPU_LM_SHAPES = {
 }
 CPU_LM_TRAINING = {'seq_len': 64, 'batch_size': 8, 'eval_batches': 32, 'eval_every': 100_000,
                    'log_every': 50, 'checkpoint_every': 500}
+
+
+def mup(lr: float, base_width: int) -> dict:
+  """Overrides that train every size of a ladder under μP with one learning rate, the one tuned
+  at d_model = base_width (docs/mup.md; experiments.mup_lr_transfer measures the transfer).
+  base_width must divide every size's d_model (4 for CPU_LM_SHAPES). μP carries the learning
+  rate across width, not depth: where a ladder also changes n_layer, tune at the deepest."""
+  return {'parameterization': 'mup', 'base_width': base_width, 'lr': lr}
+
+
+def prepared_corpus(arg: str, sweep: str) -> dict:
+  """The overrides that point an accelerator sweep at a prepared corpus (`:dataset=tokens:DIR`,
+  optionally `,max_epochs=E`). The embedded stdlib corpus (11 MB) would give these sweeps 2 to
+  235 epochs per run, so that an IsoFLOP valley measured on it mostly measures memorisation."""
+  args = common.parse_arg(arg, dataset='', max_epochs=0.0)
+  if not args['dataset'].startswith('tokens:'):
+    raise ValueError(f'dataset: {sweep} trains on a prepared corpus, not the embedded one; give '
+                     f'{sweep}:dataset=tokens:DIR (DIR from python -m scaling.data.prepare)')
+  return {'dataset': args['dataset'], 'max_epochs': args['max_epochs']}
 
 
 def budget_name(budget: float) -> str:

@@ -13,11 +13,14 @@ Arguments: `ratio=R` (e.g. configs/sweeps/tokens_per_param.py:ratio=80); each ra
 study and needs its own --outdir. Expected result and run time: experiments/README.md.
 """
 
+from configs import common
 from configs.sweeps import ladder
 
 
 def get_sweep(arg: str = 'ratio=20') -> dict:
-  ratio = float(dict(kv.split('=', 1) for kv in arg.split(',') if kv).get('ratio', 20))
+  ratio = common.parse_arg(arg, ratio=20.0)['ratio']
+  if not ratio > 0:
+    raise ValueError(f'ratio: {ratio} must be a positive number of tokens per parameter')
   runs = [{'name': f'tpp{ratio:g}-{name}', 'config': ladder.CPU_LM, 'tokens_per_param': ratio,
            'overrides': {**shape, **ladder.CPU_LM_TRAINING}}
           for name, shape in ladder.CPU_LM_SHAPES.items()]

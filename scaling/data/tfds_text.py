@@ -34,9 +34,15 @@ def open_splits(name: str, data_dir: str | None) -> tuple:
   return splits['train'], held_out
 
 
-def _text(record: dict) -> bytes:
+def record_text(record: dict) -> bytes:
   value = record['text']
   return value if isinstance(value, bytes) else str(value).encode()
+
+
+def fingerprint(name: str, train, held_out) -> str:
+  """Cheap and stable: the sizes of the splits and their first records."""
+  return hashlib.sha256(f'{name}:{len(train)}:{len(held_out)}'.encode() + record_text(train[0])
+                        + record_text(held_out[0])).hexdigest()
 
 
 class TfdsText:
@@ -51,14 +57,12 @@ class TfdsText:
                         'dataset such as tfds:lm1b')
     self.seq_len, self.batch_size, self.n_eval_batches = seq_len, batch_size, n_eval_batches
     self.seed, self.process_index, self.process_count = seed, process_index, process_count
-    self.fingerprint = hashlib.sha256(
-        f'{name}:{len(self.train_source)}:{len(self.eval_source)}'.encode()
-        + _text(self.train_source[0]) + _text(self.eval_source[0])).hexdigest()
+    self.fingerprint = fingerprint(name, self.train_source, self.eval_source)
 
   def _window(self, source, start: int) -> np.ndarray:
     chunks, size, i = [], 0, start
     while size < self.seq_len + 1:
-      chunks.append(_text(source[i % len(source)]) + SEPARATOR)
+      chunks.append(record_text(source[i % len(source)]) + SEPARATOR)
       size, i = size + len(chunks[-1]), i + 1
     return np.frombuffer(b''.join(chunks)[:self.seq_len + 1], dtype=np.uint8)
 

@@ -13,6 +13,7 @@ from flax import nnx
 from ml_collections import config_dict
 
 from scaling.errors import ConfigError
+from scaling.models import initialization
 from scaling.models.initialization import Rule, dit_rules
 from scaling.models.transformer import param
 
@@ -75,6 +76,7 @@ class Attention(nnx.Module):
     D, H = cfg.d_model, cfg.n_head
     K = D // H
     self.dtype = dtype
+    self.scale = initialization.attention_scale(cfg, K)  # None: sp's 1/√K
     rules = dit_rules(cfg)
     self.w_qkv = param(rngs, rules['attn/w_qkv'], (D, 3, H, K), ('embed', None, 'heads', 'kv'))
     self.b_qkv = param(rngs, rules['attn/b_qkv'], (3, H, K), (None, 'heads', 'kv'))
@@ -87,7 +89,9 @@ class Attention(nnx.Module):
     q_BxTxHxK, k_BxTxHxK, v_BxTxHxK = [qkv_Bx3xTxHxK[:, i] for i in range(3)]
     logits_BxHxTxT = jnp.einsum('bqhk,bshk->bhqs', q_BxTxHxK, k_BxTxHxK,
                                 preferred_element_type=jnp.float32)
-    probs_BxHxTxT = jax.nn.softmax(logits_BxHxTxT / np.sqrt(q_BxTxHxK.shape[-1]), axis=-1)
+    logits_BxHxTxT = (logits_BxHxTxT / np.sqrt(q_BxTxHxK.shape[-1]) if self.scale is None
+                      else logits_BxHxTxT * self.scale)
+    probs_BxHxTxT = jax.nn.softmax(logits_BxHxTxT, axis=-1)
     out_BxTxHxK = jnp.einsum('bhqs,bshk->bqhk', probs_BxHxTxT.astype(self.dtype), v_BxTxHxK)
     out_BxTxD = jnp.einsum('bthk,hkd->btd', out_BxTxHxK, self.w_o[...].astype(self.dtype))
     return out_BxTxD + self.b_o[...].astype(self.dtype)
@@ -162,6 +166,7 @@ class DiT(nnx.Module):
     check_shape(cfg)
     D, P, C = cfg.d_model, cfg.patch, cfg.channels
     self.dtype, self.patch = dtype, P
+    self.output_multiplier = initialization.output_multiplier(cfg)  # μP's base/width; None: sp
     rules = dit_rules(cfg)
     self.w_patch = param(rngs, rules['w_patch'], (P * P * C, D), (None, 'embed'))
     self.b_patch = param(rngs, rules['b_patch'], (D,), ('embed',))
@@ -197,5 +202,8 @@ class DiT(nnx.Module):
     shift_BxD, scale_BxD = self.final_modulation(c_BxD)
     x_BxTxD = modulate(layer_norm(x_BxTxD), shift_BxD, scale_BxD)
     out_BxTxF = jnp.einsum('btd,df->btf', x_BxTxD, w(self.w_out),
-                           preferred_element_type=jnp.float32) + self.b_out[...]
+                           preferred_element_type=jnp.float32)
+    if self.output_multiplier is not None:
+      out_BxTxF = out_BxTxF * self.output_multiplier
+    out_BxTxF = out_BxTxF + self.b_out[...]
     return self.unpatchify(out_BxTxF, z_BxHxWxC.shape)

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 from flax import nnx
 from ml_collections import config_dict
 
+from scaling.models import initialization
 from scaling.models.initialization import Rule, lm_rules
 
 
@@ -46,6 +47,7 @@ class CausalAttention(nnx.Module):
     D, H = cfg.d_model, cfg.n_head
     K = D // H
     self.dtype = dtype
+    self.scale = initialization.attention_scale(cfg, K)  # None: sp's 1/√K
     rules = lm_rules(cfg)
     self.wq = param(rngs, rules['attn/wq'], (D, H, K), ('embed', 'heads', 'kv'))
     self.wk = param(rngs, rules['attn/wk'], (D, H, K), ('embed', 'heads', 'kv'))
@@ -59,7 +61,9 @@ class CausalAttention(nnx.Module):
     v_BxLxHxK = jnp.einsum('bld,dhk->blhk', x_BxLxD, w(self.wv))
     K = q_BxLxHxK.shape[-1]
     logits_BxHxLxL = jnp.einsum('bqhk,bshk->bhqs', q_BxLxHxK, k_BxLxHxK,
-                                preferred_element_type=jnp.float32) / jnp.sqrt(K)
+                                preferred_element_type=jnp.float32)
+    logits_BxHxLxL = (logits_BxHxLxL / jnp.sqrt(K) if self.scale is None
+                      else logits_BxHxLxL * self.scale)
     L = x_BxLxD.shape[1]
     causal_LxL = jnp.tril(jnp.ones((L, L), dtype=bool))
     logits_BxHxLxL = jnp.where(causal_LxL, logits_BxHxLxL, jnp.finfo(jnp.float32).min)
@@ -108,6 +112,7 @@ class Transformer(nnx.Module):
   def __init__(self, cfg: config_dict.ConfigDict, *, dtype=jnp.float32, rngs: nnx.Rngs):
     V, D = cfg.vocab_size, cfg.d_model
     self.dtype, self.tied = dtype, cfg.tied_embeddings
+    self.output_multiplier = initialization.output_multiplier(cfg)  # μP's base/width; None: sp
     rules = lm_rules(cfg)
     self.embed = param(rngs, rules['embed'], (V, D), ('vocab', 'embed'))
     self.blocks = nnx.List([Block(cfg, dtype=dtype, rngs=rngs) for _ in range(cfg.n_layer)])
@@ -121,5 +126,6 @@ class Transformer(nnx.Module):
       x_BxLxD = block(x_BxLxD)
     x_BxLxD = self.out_norm(x_BxLxD)
     w_DxV = self.embed[...].T if self.tied else self.unembed[...]
-    return jnp.einsum('bld,dv->blv', x_BxLxD, w_DxV.astype(self.dtype),
-                      preferred_element_type=jnp.float32)
+    logits_BxLxV = jnp.einsum('bld,dv->blv', x_BxLxD, w_DxV.astype(self.dtype),
+                              preferred_element_type=jnp.float32)
+    return logits_BxLxV if self.output_multiplier is None else logits_BxLxV * self.output_multiplier

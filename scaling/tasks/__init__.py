@@ -4,6 +4,8 @@ Each task module (`lm`, `diffusion`) defines:
 
   check_config(config) -> None
       Raise `scaling.errors.ConfigError('field: what is wrong; how to fix it')` for bad task fields.
+  check_steps(config) -> None   (optional)
+      The task's checks against the planned `steps`, run once a sweep has set them (lm: max_epochs).
   make_model(config, rngs: nnx.Rngs) -> nnx.Module
       Every nnx.Param carries logical axis names in its `out_sharding` metadata (see scaling.sharding).
   make_data(config, process_index: int, process_count: int) -> scaling.data.Data

@@ -10,7 +10,7 @@ import numpy as np
 from flax import nnx
 from ml_collections import config_dict
 
-from scaling import diffusion, dit_flops
+from scaling import diffusion, dit_flops, stderr
 from scaling.data import images
 from scaling.errors import ConfigError
 from scaling.models.dit import DiT, check_shape
@@ -82,19 +82,25 @@ def loss_fn(model: Denoiser, batch: dict, rng: jax.Array) -> tuple[jax.Array, di
 
 
 def eval_fn(model: Denoiser, batch: dict) -> dict[str, jax.Array]:
-  """The ELBO (conditional on the label when the model has classes) and per-level MSE."""
-  x = batch['image']
-  terms = diffusion.elbo_terms(model.net, x, _labels(model, batch), batch['u'], batch['eps'],
+  """The ELBO (conditional on the label when the model has classes) and per-node MSE.
+
+  Example j sits at the jittered node u_{j mod G} of `diffusion.eval_nodes(G)`, G = eval_grid,
+  so every mean here is an unbiased estimate, and its moments are stratified by node.
+  """
+  x, level_B = batch['image'], batch['u_index']
+  u_B = jnp.asarray(diffusion.eval_nodes(model.eval_grid))[level_B]
+  terms = diffusion.elbo_terms(model.net, x, _labels(model, batch), u_B, batch['eps'],
                                model.process)
-  grid = jax.nn.one_hot(batch['u_index'], model.eval_grid, dtype=jnp.float32)
-  return {'eval_loss': terms['loss'].mean(),
-          'eval_elbo_bpd': diffusion.bits_per_dim(terms, math.prod(x.shape[1:])).mean(),
-          'eval_mse': (grid * terms['mse'][:, None]).sum(0) / grid.sum(0)}
+  bpd_B = diffusion.bits_per_dim(terms, math.prod(x.shape[1:]))
+  moments = lambda v_B: stderr.moments(v_B, level_B, model.eval_grid)
+  return {'eval_loss': terms['loss'].mean(), 'eval_loss_moments': moments(terms['loss']),
+          'eval_elbo_bpd': bpd_B.mean(), 'eval_elbo_bpd_moments': moments(bpd_B),
+          'eval_mse': moments(terms['mse'])[0]}
 
 
 def describe(c: config_dict.ConfigDict) -> dict:
   counts = dit_flops.dit_param_counts(c.model)
-  u_G = (np.arange(c.diffusion.eval_grid) + 0.5) / c.diffusion.eval_grid  # where eval_mse is
+  u_G = diffusion.eval_nodes(c.diffusion.eval_grid)  # where eval_mse is measured
   return {
       'model': {k: c.model[k] for k in SHAPE_FIELDS},
       'n_params': counts['total'],
