@@ -5,8 +5,8 @@ from ~25K to ~1B non-embedding parameters; `tiny` and `small` are for CPU.
 
   python -m scaling.train --config=configs/lm.py:size=tiny --workdir=runs/lm-tiny
 
-Expected on 2 CPU cores (README, "Measured"): `tiny` runs its 200 steps in about 66 s from an
-empty XLA cache and reaches 3.14 bits per byte on the held-out stdlib files.
+Expected on 2 CPU cores (README, "Measured"): `tiny` runs its 200 steps in about 97 s and
+reaches 3.08 ± 0.10 bits per byte on the held-out stdlib files.
 
 Arguments: `size=NAME` (default tiny). Any field can be overridden with --config.FIELD=VALUE.
 """
