@@ -14,7 +14,6 @@ from ml_collections import config_dict
 
 from scaling.errors import ConfigError
 from scaling.models import initialization
-from scaling.models.initialization import Rule, dit_rules
 from scaling.models.transformer import param
 
 def check_shape(cfg: config_dict.ConfigDict) -> None:
@@ -59,7 +58,8 @@ def modulate(x_BxTxD: jax.Array, shift_BxD: jax.Array, scale_BxD: jax.Array) -> 
 class Modulation(nnx.Module):
   """SiLU(c) -> n vectors of width D; zero-initialised (the "Zero" of adaLN-Zero)."""
 
-  def __init__(self, d: int, n: int, w_rule: Rule, b_rule: Rule, *, dtype, rngs: nnx.Rngs):
+  def __init__(self, d: int, n: int, w_rule: initialization.Rule, b_rule: initialization.Rule,
+               *, dtype, rngs: nnx.Rngs):
     self.dtype = dtype
     self.w = param(rngs, w_rule, (d, n, d), ('embed', None, None))
     self.b = param(rngs, b_rule, (n, d), (None, None))
@@ -77,7 +77,7 @@ class Attention(nnx.Module):
     K = D // H
     self.dtype = dtype
     self.scale = initialization.attention_scale(cfg, K)  # None: sp's 1/√K
-    rules = dit_rules(cfg)
+    rules = initialization.dit_rules(cfg)
     self.w_qkv = param(rngs, rules['attn/w_qkv'], (D, 3, H, K), ('embed', None, 'heads', 'kv'))
     self.b_qkv = param(rngs, rules['attn/b_qkv'], (3, H, K), (None, 'heads', 'kv'))
     self.w_o = param(rngs, rules['attn/w_o'], (H, K, D), ('heads', 'kv', 'embed'))
@@ -102,7 +102,7 @@ class Mlp(nnx.Module):
   def __init__(self, cfg: config_dict.ConfigDict, *, dtype, rngs: nnx.Rngs):
     d, f = cfg.d_model, cfg.mlp_ratio * cfg.d_model
     self.dtype = dtype
-    rules = dit_rules(cfg)
+    rules = initialization.dit_rules(cfg)
     self.w_in = param(rngs, rules['mlp/w_in'], (d, f), ('embed', 'mlp'))
     self.b_in = param(rngs, rules['mlp/b_in'], (f,), ('mlp',))
     self.w_out = param(rngs, rules['mlp/w_out'], (f, d), ('mlp', 'embed'))
@@ -117,7 +117,7 @@ class Mlp(nnx.Module):
 class Block(nnx.Module):
 
   def __init__(self, cfg: config_dict.ConfigDict, *, dtype, rngs: nnx.Rngs):
-    rules = dit_rules(cfg)
+    rules = initialization.dit_rules(cfg)
     self.modulation = Modulation(cfg.d_model, 6, rules['modulation/w'], rules['modulation/b'],
                                  dtype=dtype, rngs=rngs)
     self.attn = Attention(cfg, dtype=dtype, rngs=rngs)
@@ -136,7 +136,7 @@ class Conditioning(nnx.Module):
     D, F = cfg.d_model, cfg.freq_dim
     self.dtype, self.freq_dim = dtype, cfg.freq_dim
     self.num_classes, self.label_dropout = cfg.num_classes, cfg.label_dropout
-    rules = dit_rules(cfg)
+    rules = initialization.dit_rules(cfg)
     self.w_t1 = param(rngs, rules['cond/w_t1'], (F, D), (None, 'embed'))
     self.b_t1 = param(rngs, rules['cond/b_t1'], (D,), ('embed',))
     self.w_t2 = param(rngs, rules['cond/w_t2'], (D, D), ('embed', None))
@@ -167,7 +167,7 @@ class DiT(nnx.Module):
     D, P, C = cfg.d_model, cfg.patch, cfg.channels
     self.dtype, self.patch = dtype, P
     self.output_multiplier = initialization.output_multiplier(cfg)  # μP's base/width; None: sp
-    rules = dit_rules(cfg)
+    rules = initialization.dit_rules(cfg)
     self.w_patch = param(rngs, rules['w_patch'], (P * P * C, D), (None, 'embed'))
     self.b_patch = param(rngs, rules['b_patch'], (D,), ('embed',))
     self.cond = Conditioning(cfg, dtype=dtype, rngs=rngs)

@@ -10,10 +10,10 @@ from flax import nnx
 from ml_collections import config_dict
 
 from scaling.models import initialization
-from scaling.models.initialization import Rule, lm_rules
 
 
-def param(rngs: nnx.Rngs, rule: Rule, shape: tuple[int, ...], names: tuple) -> nnx.Param:
+def param(rngs: nnx.Rngs, rule: initialization.Rule, shape: tuple[int, ...],
+          names: tuple) -> nnx.Param:
   # eager_sharding=False: the mesh is applied by jit out_shardings, not at construction.
   return nnx.Param(rule.initializer()(rngs.params(), shape), out_sharding=names,
                    eager_sharding=False)
@@ -21,7 +21,7 @@ def param(rngs: nnx.Rngs, rule: Rule, shape: tuple[int, ...], names: tuple) -> n
 
 class RMSNorm(nnx.Module):
 
-  def __init__(self, dim: int, rule: Rule, *, rngs: nnx.Rngs):
+  def __init__(self, dim: int, rule: initialization.Rule, *, rngs: nnx.Rngs):
     self.scale = param(rngs, rule, (dim,), (None,))
 
   def __call__(self, x_BxLxD: jax.Array) -> jax.Array:
@@ -48,7 +48,7 @@ class CausalAttention(nnx.Module):
     K = D // H
     self.dtype = dtype
     self.scale = initialization.attention_scale(cfg, K)  # None: sp's 1/√K
-    rules = lm_rules(cfg)
+    rules = initialization.lm_rules(cfg)
     self.wq = param(rngs, rules['attn/wq'], (D, H, K), ('embed', 'heads', 'kv'))
     self.wk = param(rngs, rules['attn/wk'], (D, H, K), ('embed', 'heads', 'kv'))
     self.wv = param(rngs, rules['attn/wv'], (D, H, K), ('embed', 'heads', 'kv'))
@@ -77,7 +77,7 @@ class Mlp(nnx.Module):
   def __init__(self, cfg: config_dict.ConfigDict, *, dtype, rngs: nnx.Rngs):
     D, F = cfg.d_model, cfg.d_ff
     self.dtype, self.kind = dtype, cfg.mlp
-    rules = lm_rules(cfg)
+    rules = initialization.lm_rules(cfg)
     self.w_in = param(rngs, rules['mlp/w_in'], (D, F), ('embed', 'mlp'))
     if cfg.mlp == 'swiglu':
       self.w_gate = param(rngs, rules['mlp/w_gate'], (D, F), ('embed', 'mlp'))
@@ -95,7 +95,7 @@ class Mlp(nnx.Module):
 class Block(nnx.Module):
 
   def __init__(self, cfg: config_dict.ConfigDict, *, dtype, rngs: nnx.Rngs):
-    rules = lm_rules(cfg)
+    rules = initialization.lm_rules(cfg)
     self.attn_norm = RMSNorm(cfg.d_model, rules['attn_norm/scale'], rngs=rngs)
     self.attn = CausalAttention(cfg, dtype=dtype, rngs=rngs)
     self.mlp_norm = RMSNorm(cfg.d_model, rules['mlp_norm/scale'], rngs=rngs)
@@ -113,7 +113,7 @@ class Transformer(nnx.Module):
     V, D = cfg.vocab_size, cfg.d_model
     self.dtype, self.tied = dtype, cfg.tied_embeddings
     self.output_multiplier = initialization.output_multiplier(cfg)  # μP's base/width; None: sp
-    rules = lm_rules(cfg)
+    rules = initialization.lm_rules(cfg)
     self.embed = param(rngs, rules['embed'], (V, D), ('vocab', 'embed'))
     self.blocks = nnx.List([Block(cfg, dtype=dtype, rngs=rngs) for _ in range(cfg.n_layer)])
     self.out_norm = RMSNorm(D, rules['out_norm/scale'], rngs=rngs)
