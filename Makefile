@@ -17,8 +17,9 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest -q -n 2 tests
 
+# One JSON line: the train step of the LM shape compared with nanodo and nanoGPT (docs/performance.md).
 bench: $(VENV)/.installed
-	$(PY) -m benchmarks.train_throughput --config=configs/lm.py:size=small --config.seq_len=256
+	$(PY) -m benchmarks.train_throughput --json
 
 clean:
 	rm -rf runs

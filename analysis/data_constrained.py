@@ -94,11 +94,14 @@ def _from_row(x: np.ndarray) -> dict:
   return dict(E=np.exp(x[0]), A=np.exp(x[1]), B=np.exp(x[2]), alpha=x[3], beta=x[4])
 
 
-def fit(table: pd.DataFrame, base: dict | None = None, base_name: str | None = None) -> Result:
-  """`base`: the Chinchilla part, held fixed; None fits it jointly (see the module docstring)."""
+def fit(table: pd.DataFrame, base: dict | None = None, base_name: str | None = None,
+        warm: dict | None = None) -> Result:
+  """`base`: the Chinchilla part, held fixed; None fits it jointly (see the module docstring).
+  `warm`: the params of a fit to similar points (a bootstrap's full fit): the Chinchilla part
+  starts there instead of at a Chinchilla fit, and its R* joins the grid of R* starts."""
   check(table)
   joint = base is None
-  start = _to_row(fit_base(table) if joint else base)
+  start = _to_row(base if not joint else warm if warm else fit_base(table))
   N, D, U = (table[k].to_numpy(float) for k in ('N', 'D', 'U'))
   logy = np.log(table['loss'].to_numpy(float))
   p0 = _from_row(start)
@@ -119,6 +122,8 @@ def fit(table: pd.DataFrame, base: dict | None = None, base_name: str | None = N
   # given, everything together from the best of those.
   fixed = lambda x: objective(np.concatenate([x, start])) if joint else objective(x)
   grid = np.array(np.meshgrid(*[LOG_R_STARTS] * dims)).reshape(dims, -1).T
+  if warm:  # its R* too: a flat direction (a poorly identified R*) then shows as a wide interval
+    grid = np.vstack([grid, np.log([[warm['R_D_star'], warm['R_N_star'] or 1.0][:dims]])])
   best = min((optimize.minimize(fixed, g, method='L-BFGS-B', bounds=[LOG_R_BOUNDS] * dims)
               for g in grid), key=lambda r: r.fun)
   if joint:
@@ -132,6 +137,29 @@ def fit(table: pd.DataFrame, base: dict | None = None, base_name: str | None = N
                             'most one epoch' if joint else 'given')
   return Result(params, base_name, len(table), int((D > U).sum()), excess, float(best.fun),
                 bool(best.success and not at_bound))
+
+
+def bootstrap(table: pd.DataFrame, full: Result, base: dict | None, n: int, seed: int = 0) -> dict:
+  """Percentile intervals and standard errors of every parameter over `n` refits to the points
+  resampled with replacement, each started from the full fit (the Chinchilla part held at `base`
+  when given). A resample that repeats no data, or whose fit does not converge, is left out."""
+  rng = np.random.default_rng(seed)
+  fits = []
+  for _ in range(n):
+    sample = table.iloc[rng.integers(0, len(table), len(table))]
+    try:
+      result = fit(sample, base, warm=full.params)
+    except errors.InputError:
+      continue
+    if result.converged:
+      fits.append(result.params)
+  out = {'resamples': n, 'converged': len(fits), 'seed': seed, 'ci95': {}, 'stderr': {}}
+  for k in (*CHINCHILLA_KEYS, 'R_D_star', 'R_N_star'):
+    values = np.array([f[k] for f in fits if f[k] is not None], float)
+    if len(values) >= 2:
+      out['ci95'][k] = [float(v) for v in np.percentile(values, [2.5, 97.5])]
+      out['stderr'][k] = float(values.std(ddof=1))
+  return out
 
 
 def to_json(result: Result, table: pd.DataFrame) -> dict:
@@ -148,11 +176,16 @@ def to_json(result: Result, table: pd.DataFrame) -> dict:
                         'median_abs_log': float(np.median(np.abs(r)))}}
 
 
-def lines(result: Result) -> list[str]:
-  p = result.params
-  r_n = 'not identified (no point has N > U_N)' if p['R_N_star'] is None else f'{p["R_N_star"]:.4g}'
-  return [f'law data_constrained: {result.n_points} points ({result.n_repeating} repeat data), '
+def lines(result: Result, intervals: dict | None = None) -> list[str]:
+  p, ci = result.params, (intervals or {}).get('ci95', {})
+  shown = lambda k: f'{p[k]:.4g}' + (f' [{ci[k][0]:.4g}, {ci[k][1]:.4g}]' if k in ci else '')
+  r_n = 'not identified (no point has N > U_N)' if p['R_N_star'] is None else shown('R_N_star')
+  out = [f'law data_constrained: {result.n_points} points ({result.n_repeating} repeat data), '
           f'Chinchilla part {result.base}, converged {result.converged}',
-          '  ' + ', '.join(f'{k} {p[k]:.4g}' for k in CHINCHILLA_KEYS),
-          f'  R_D* {p["R_D_star"]:.4g} (repeats after which repeated data is worth 1/e as much), '
+          '  ' + ', '.join(f'{k} {shown(k)}' for k in CHINCHILLA_KEYS),
+          f'  R_D* {shown("R_D_star")} (repeats after which repeated data is worth 1/e as much), '
           f'R_N* {r_n}']
+  if intervals:
+    out.append(f'  [95% intervals from {intervals["converged"]} of {intervals["resamples"]} '
+               'bootstrap resamples of the points]')
+  return out

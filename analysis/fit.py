@@ -256,7 +256,8 @@ def _parser() -> cli.Parser:
   return p
 
 
-def fit_data_constrained(table: pd.DataFrame, base_fit: str | None, out: pathlib.Path) -> None:
+def fit_data_constrained(table: pd.DataFrame, base_fit: str | None, out: pathlib.Path,
+                         n_bootstrap: int, seed: int) -> None:
   base = None
   if base_fit:
     try:
@@ -268,10 +269,12 @@ def fit_data_constrained(table: pd.DataFrame, base_fit: str | None, out: pathlib
       raise errors.InputError(f'--base-fit={base_fit} is not the fit.json of a converged '
                               '--law=chinchilla fit; give one, or leave --base-fit out')
   result = data_constrained.fit(table, base, f'given ({base_fit})' if base_fit else None)
+  intervals = data_constrained.bootstrap(table, result, base, n_bootstrap, seed) if n_bootstrap else None
   with outdir.Staged(out) as stage:
     outdir.write_json(stage / 'fit.json', data_constrained.to_json(result, table)
-               | {'units': table.attrs['units']})
-  print('\n'.join(data_constrained.lines(result)))
+                      | {'units': table.attrs['units']}
+                      | ({'bootstrap': intervals} if intervals else {}))
+  print('\n'.join(data_constrained.lines(result, intervals)))
   print(f'wrote {out}/fit.json (no plots for this law)')
 
 
@@ -303,7 +306,7 @@ def main(argv: list[str] | None = None) -> None:
   table = load_table(source, columns, args.exclude_top_loss, law,
                      n=args.n, compute=args.compute, allow_mixed=args.allow_mixed)
   if args.law == 'data_constrained':
-    return fit_data_constrained(table, args.base_fit, out)
+    return fit_data_constrained(table, args.base_fit, out, args.bootstrap, args.seed)
   if table.attrs['mixed']:
     _warn(f'fitting runs that mix {"; ".join(table.attrs["mixed"])} (--allow-mixed)')
   row2, iso = three_approaches.isoflop_row(table, args.isoflop, args.bootstrap, args.seed)

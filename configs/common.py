@@ -44,7 +44,10 @@ def training_config() -> config_dict.ConfigDict:
   c.budget = 0.0  # the IsoFLOP budget (FLOPs) a sweep sized this run for; 0: none (runspec sets it)
   c.batch_size = 16  # global, across all devices and processes
   c.grad_accum = 1  # microbatches per optimizer step
-  c.dtype = 'float32'  # compute dtype; parameters and optimizer state stay float32
+  # Compute dtype: auto is bfloat16 on GPU/TPU, float32 on CPU (scaling/precision.py); parameters
+  # and optimizer state stay float32. attention: auto | xla | cudnn (cuDNN's fused kernel, GPU).
+  c.dtype = 'auto'
+  c.attention = 'auto'
   c.dataset = ''
   c.data_dir = ''  # for tfds: datasets; empty means TFDS_DATA_DIR or ~/tensorflow_datasets
 

@@ -7,14 +7,14 @@ Every failure is a ConfigError naming the field and the fix.
 import math
 import os
 
+import jax
 from ml_collections import config_dict
 
-from scaling import optim, sharding
+from scaling import optim, precision, sharding
 from scaling.errors import ConfigError
 from scaling.models import initialization
 from scaling.tasks import TASKS
 
-DTYPES = ('float32', 'bfloat16')
 # Counts that must be at least 1 wherever a config has them: 0 or less divides by zero, loops
 # forever, evaluates nothing or keeps no checkpoint.
 POSITIVE = ('steps', 'batch_size', 'grad_accum', 'log_every', 'eval_every', 'eval_batches',
@@ -40,8 +40,11 @@ def check_fields(c: config_dict.ConfigDict, schedule: bool = True) -> None:
   leaves out the schedule's checks against `steps`, for a sweep that has not set steps yet."""
   if c.task not in TASKS:
     raise ConfigError(f'task: unknown {c.task!r}; use one of {", ".join(TASKS)}')
-  if c.dtype not in DTYPES:
-    raise ConfigError(f'dtype: unknown {c.dtype!r}; use one of {", ".join(DTYPES)}')
+  if c.dtype not in precision.DTYPES:
+    raise ConfigError(f'dtype: unknown {c.dtype!r}; use one of {", ".join(precision.DTYPES)}')
+  if c.get('attention', 'auto') not in precision.ATTENTION:
+    raise ConfigError(f'attention: unknown {c.attention!r}; use one of '
+                      f'{", ".join(precision.ATTENTION)}')
   for field in POSITIVE:
     value = _get(c, field)
     if value is not None and not value >= 1:
@@ -96,3 +99,16 @@ def check_launch(c: config_dict.ConfigDict, n_devices: int, n_processes: int) ->
   if c.batch_size % (shards * c.grad_accum):
     raise ConfigError(f'batch_size: {c.batch_size} is not divisible by data*fsdp*grad_accum = '
                       f'{data * fsdp * c.grad_accum}; make it a multiple')
+
+
+def check_platform(c: config_dict.ConfigDict, platform: str | None = None) -> None:
+  """An explicit cuDNN attention needs what its kernel needs: a GPU and a 16-bit dtype. Checked
+  where the run executes (scaling.train), not by a sweep's dry run on a login node."""
+  if c.get('attention', 'auto') != 'cudnn':
+    return
+  platform = platform or jax.default_backend()
+  if platform != 'gpu':
+    raise ConfigError(f'attention: cudnn needs a GPU, and this host is {platform}; use auto or xla')
+  if precision.compute_dtype(c.dtype, platform) != 'bfloat16':
+    raise ConfigError(f'attention: cudnn needs bfloat16, and dtype is {c.dtype}; use '
+                      '--config.dtype=bfloat16 or attention=xla')

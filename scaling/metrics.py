@@ -12,7 +12,7 @@ import time
 import jax
 import numpy as np
 
-from scaling import flops, optim, stderr
+from scaling import flops, optim, precision, stderr
 
 
 def _to_json(value):
@@ -27,7 +27,8 @@ class Accounting:
     self.tokens_per_step = described['tokens_per_step']
     self.flops_per_token = described['flops_per_token']
     self.lr = optim.schedule(c)
-    self.peak = flops.peak_flops_per_device(mesh.devices.flat[0], c.dtype, c.peak_flops)
+    self.peak = flops.peak_flops_per_device(mesh.devices.flat[0], precision.compute_dtype(c.dtype),
+                                            c.peak_flops)
     self.n_devices = mesh.devices.size
     self.n_eval_rows = c.batch_size * c.eval_batches  # examples or windows behind each eval mean
     self.tokens_per_epoch = (described.get('corpus') or {}).get('tokens_per_epoch')  # lm only

@@ -20,6 +20,7 @@ from scaling import checkpoint, rundir, sharding, steps
 from scaling.errors import ConfigError
 from scaling.tasks import TASKS
 from scaling.tasks import diffusion as diffusion_task
+from scaling.tasks import lm as lm_task
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'run directory with config.json and checkpoints/')
 _OUT = flags.DEFINE_string('out', None, 'PNG path for a diffusion run (default DIR/samples.png)')
@@ -27,7 +28,7 @@ _SEED = flags.DEFINE_integer('seed', 0, 'sampling seed')
 _NUM = flags.DEFINE_integer('num', 4, 'LM: number of text samples')
 _PROMPT = flags.DEFINE_string('prompt', 'def ', 'LM: text each sample starts from')
 _TEMPERATURE = flags.DEFINE_float('temperature', 0.8, 'LM: softmax temperature, > 0; 0 means '
-                                   'greedy (always the most likely byte)')
+                                   'greedy (always the most likely token)')
 _VERBOSE = flags.DEFINE_bool('verbose', False, 'show the traceback behind a one-line error')
 
 
@@ -41,17 +42,19 @@ def check_flags() -> None:
   if _NUM.value < 1:
     raise ConfigError(f'--num: {_NUM.value} must be at least 1')
   if not _PROMPT.value:
-    raise ConfigError("--prompt: empty; a byte-level LM has no start token, give at least one "
-                      "byte (e.g. --prompt='def ')")
+    raise ConfigError("--prompt: empty; the LM has no start token, give at least one character "
+                      "(e.g. --prompt='def ')")
   out = _OUT.value
   if out and not os.path.isdir(os.path.dirname(os.path.abspath(out))):
     raise ConfigError(f'--out: the folder of {out} does not exist; create it or give another path')
 
 
-def check_prompt(prompt: bytes, seq_len: int) -> None:
-  if len(prompt) >= seq_len:
-    raise ConfigError(f'--prompt: {len(prompt)} bytes, but the model sees {seq_len} bytes and '
-                      f'needs room to sample; give at most {seq_len - 1} bytes')
+def encode_prompt(tokenizer, prompt: str, seq_len: int) -> np.ndarray:
+  ids = tokenizer.encode(prompt.encode())
+  if len(ids) >= seq_len:
+    raise ConfigError(f'--prompt: {len(ids)} tokens, but the model sees {seq_len} tokens and '
+                      f'needs room to sample; give a shorter prompt')
+  return ids
 
 
 def read_config(workdir: str) -> config_dict.ConfigDict:
@@ -76,11 +79,12 @@ def load_model(workdir: str, c: config_dict.ConfigDict):
   return fns.model(state), meta['step']
 
 
-def lm_text(model, c, prompt: bytes, seed: int) -> list[str]:
-  """_NUM byte strings sampled autoregressively until the window of seq_len bytes is full."""
-  L, n = c.model.seq_len, _NUM.value
+def lm_text(model, c, tokenizer, prompt_ids: np.ndarray, seed: int) -> list[str]:
+  """_NUM texts sampled autoregressively until the window of seq_len tokens is full, decoded with
+  the tokenizer the run was trained on (bytes, or a prepared folder's sentencepiece model)."""
+  L, n, prompt = c.model.seq_len, _NUM.value, prompt_ids
   tokens_NxL = np.zeros((n, L), np.int32)
-  tokens_NxL[:, :len(prompt)] = np.frombuffer(prompt, np.uint8)
+  tokens_NxL[:, :len(prompt)] = prompt
   logits_at = jax.jit(lambda tokens_NxL, i: model(tokens_NxL)[:, i])  # causal: later bytes unseen
   key = jax.random.key(seed)
   for i in range(len(prompt), L):
@@ -90,7 +94,7 @@ def lm_text(model, c, prompt: bytes, seed: int) -> list[str]:
     else:
       tokens_NxL[:, i] = np.asarray(jax.random.categorical(jax.random.fold_in(key, i),
                                                            logits_NxV / _TEMPERATURE.value))
-  return [row.astype(np.uint8).tobytes().decode('utf-8', 'replace') for row in tokens_NxL]
+  return [tokenizer.decode(row).decode('utf-8', 'replace') for row in tokens_NxL]
 
 
 def main(argv) -> None:
@@ -101,7 +105,8 @@ def main(argv) -> None:
     check_flags()
     c = read_config(workdir)
     if c.task == 'lm':
-      check_prompt(_PROMPT.value.encode(), c.model.seq_len)
+      tokenizer = lm_task.tokenizer(c)
+      prompt_ids = encode_prompt(tokenizer, _PROMPT.value, c.model.seq_len)
     model, step = load_model(workdir, c)
   except ConfigError as e:
     if _VERBOSE.value:
@@ -112,7 +117,7 @@ def main(argv) -> None:
     diffusion_task.write_grid(out, diffusion_task.samples(model, c, _SEED.value))
     print(f'wrote {c.diffusion.n_samples} samples from step {step} to {out}')
     return
-  for text in lm_text(model, c, _PROMPT.value.encode(), _SEED.value):
+  for text in lm_text(model, c, tokenizer, prompt_ids, _SEED.value):
     print(repr(text))
 
 

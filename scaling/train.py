@@ -18,7 +18,7 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from scaling import checkpoint, checks, configfile, sharding, steps
+from scaling import checkpoint, checks, configfile, precision, sharding, steps
 from scaling.errors import ConfigError
 from scaling.metrics import Accounting
 from scaling.rundir import RunDir, environment
@@ -118,6 +118,8 @@ def main(argv) -> None:
   maybe_initialize_distributed()
   try:  # bad input stops here, with nothing written
     checks.check_launch(c, jax.device_count(), jax.process_count())
+    checks.check_platform(c)
+    precision.resolve(c)  # config.json records the dtype and attention kernel computed with
     data = TASKS[c.task].make_data(c, jax.process_index(), jax.process_count())  # reads only
     rundir = _open_everywhere(workdir, c)
   except ConfigError as e:

@@ -100,3 +100,17 @@ def test_the_command_line_fits_a_csv_with_a_given_chinchilla_part(tmp_path):
     fit.main([f'--csv={tmp_path / "runs.csv"}', '--law=data_constrained', '--columns=U=unique',
               '--loss=eval_bits_per_byte', f'--base-fit={tmp_path / "bad.json"}',
               f'--out={tmp_path / "fit2"}'])
+
+
+def test_bootstrap_intervals_cover_the_true_repeat_constants():
+  # 1% noise: the full fit is off by ~30% in R_D*, and its 95% interval must say so.
+  table = synthetic(noise=1e-2)
+  full = data_constrained.fit(table)
+  out = data_constrained.bootstrap(table, full, None, 40, seed=0)
+  assert out['converged'] >= 38
+  for k in ('R_D_star', 'R_N_star'):
+    lo, hi = out['ci95'][k]
+    assert lo < TRUE[k] < hi and lo < full.params[k] < hi, (k, lo, hi)
+    assert 0 < out['stderr'][k] < hi - lo
+  assert data_constrained.bootstrap(table, full, None, 5, seed=1) == \
+      data_constrained.bootstrap(table, full, None, 5, seed=1)

@@ -13,6 +13,7 @@ import pytest
 
 from configs import dit, lm
 from scaling import sharding, steps
+from scaling.data import synthetic
 from scaling.tasks import TASKS
 
 # (step-0 loss, after 1, 2 and 3 updates), measured at the commit that fixed the q/k/v fan-in.
@@ -25,28 +26,12 @@ GOLDEN = {
 RTOL = 2e-5
 
 
-def lm_batch(c, rng: np.random.Generator) -> dict:
-  tokens = rng.integers(0, c.model.vocab_size, (c.batch_size, c.seq_len + 1), dtype=np.int32)
-  return {'inputs': tokens[:, :-1], 'targets': tokens[:, 1:]}
+CONFIGS = {'lm': lambda: lm.get_config('size=nano'), 'diffusion': lambda: dit.get_config('size=tiny')}
 
 
-def dit_batch(c, rng: np.random.Generator) -> dict:
-  m = c.model
-  image = rng.uniform(-1, 1, (c.batch_size, m.image_size, m.image_size, m.channels))
-  return {'image': image.astype(np.float32),
-          'label': rng.integers(0, m.num_classes, (c.batch_size,), dtype=np.int32)}
-
-
-CASES = {
-    'lm': (lambda: lm.get_config('size=nano'), lm_batch),
-    'diffusion': (lambda: dit.get_config('size=tiny'), dit_batch),
-}
-
-
-@pytest.mark.parametrize('task', list(CASES))
+@pytest.mark.parametrize('task', list(CONFIGS))
 def test_first_losses_are_the_recorded_ones(task):
-  make_config, make_batch = CASES[task]
-  c = make_config()
+  c = CONFIGS[task]()
   c.update(dict(batch_size=8, steps=4, warmup_steps=1, seed=0))
   if task == 'lm':
     c.seq_len = 32
@@ -54,7 +39,7 @@ def test_first_losses_are_the_recorded_ones(task):
   fns = steps.build(c, TASKS[task], mesh)
   state, rng, losses = fns.init(), np.random.default_rng(0), []
   for step in range(4):
-    batch = sharding.global_batch(make_batch(c, rng), mesh)
+    batch = sharding.global_batch(synthetic.batch(c, rng), mesh)
     state, metrics = fns.train_step(state, batch, step)
     losses.append(float(jax.device_get(metrics['train_loss'])))
   np.testing.assert_allclose(losses, GOLDEN[task], rtol=RTOL, err_msg=f'{task}: {losses}')

@@ -1,11 +1,13 @@
 """Prepared token folders: tokenizers, scaling.data.prepare, sampling without replacement, the epoch
 guard, and a sentencepiece corpus trained on end to end."""
 
+import ast
 import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -266,16 +268,20 @@ def metrics(workdir):
     return [json.loads(line) for line in f]
 
 
-def test_nano_trains_on_a_prepared_sentencepiece_folder(sp_dir, tmp_path):
-  # Resume needs nothing more than for the byte path (tests/test_train.py): a batch is a pure
-  # function of (seed, step), as test_a_batch_is_a_pure_function_of_seed_and_step_... shows.
-  straight = str(tmp_path / 'straight')
-  subprocess.run(train(straight, sp_dir[1]), cwd=ROOT, check=True, capture_output=True)
-  rows = metrics(straight)
+@pytest.fixture(scope='module')
+def sp_run(sp_dir, tmp_path_factory):
+  """`nano` trained 20 steps from the sentencepiece folder, uninterrupted."""
+  workdir = str(tmp_path_factory.mktemp('sp_run') / 'straight')
+  subprocess.run(train(workdir, sp_dir[1]), cwd=ROOT, check=True, capture_output=True)
+  return workdir
+
+
+def test_nano_trains_on_a_prepared_sentencepiece_folder(sp_dir, sp_run):
+  rows = metrics(sp_run)
   evals = [r for r in rows if 'eval_loss' in r]
   assert [r['step'] for r in evals] == [0, 10, 20]
   assert evals[-1]['eval_loss'] < evals[0]['eval_loss'] - 0.3
-  run = json.load(open(os.path.join(straight, 'run.json')))
+  run = json.load(open(os.path.join(sp_run, 'run.json')))
   assert evals[0]['eval_loss'] == pytest.approx(np.log(512), abs=0.3)
   # bits per byte = total nats / (ln 2 * total bytes) of the eval windows, each of 32 tokens
   window_bytes = windows(sp_dir[1], seq_len=32).eval_batches()[0]['eval_window_bytes'][0]
@@ -286,6 +292,37 @@ def test_nano_trains_on_a_prepared_sentencepiece_folder(sp_dir, tmp_path):
   assert run['model']['vocab_size'] == 512 and run['corpus']['tokens_per_epoch'] > 0
   assert rows[-1]['epoch'] == pytest.approx(20 * 8 * 32 / run['corpus']['tokens_per_epoch'])
 
+
+def test_a_killed_run_on_a_prepared_folder_resumes_bit_exactly(sp_dir, sp_run, tmp_path):
+  """kill -9 after the step-10 checkpoint, then the same command: every logged loss and epoch is
+  the uninterrupted run's (the windows of a step depend on (seed, step) alone)."""
+  workdir = str(tmp_path / 'killed')
+  proc = subprocess.Popen(train(workdir, sp_dir[1]), cwd=ROOT, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+  path = os.path.join(workdir, 'metrics.jsonl')
+  while not (os.path.exists(path) and any('"step": 15' in line for line in open(path))):
+    assert proc.poll() is None, 'the run ended before it could be killed'
+    time.sleep(0.1)
+  proc.kill()
+  proc.wait()
+  assert max(r['step'] for r in metrics(workdir)) < 20
+  subprocess.run(train(workdir, sp_dir[1]), cwd=ROOT, check=True, capture_output=True)
+  fields = ('step', 'train_loss', 'eval_loss', 'eval_bits_per_byte', 'epoch')
+  assert ([[r.get(k) for k in fields] for r in metrics(workdir)] ==
+          [[r.get(k) for k in fields] for r in metrics(sp_run)])
+
+
+def test_samples_are_decoded_with_the_runs_own_tokenizer(sp_dir, sp_run):
+  # Greedy text from a sentencepiece run: pieces of the corpus's words, not its ids read as bytes.
+  out = subprocess.run([sys.executable, '-m', 'scaling.sample', f'--workdir={sp_run}', '--num=1',
+                        '--temperature=0', '--prompt=alpha beta'], cwd=ROOT, check=True,
+                       capture_output=True, text=True).stdout
+  sample = ast.literal_eval(out.strip())
+  corpus = b''.join(open(os.path.join(sp_dir[0], f), 'rb').read() for f in os.listdir(sp_dir[0]))
+  allowed = set(corpus.decode('utf-8', 'replace')) | {'\0'}
+  assert sample.startswith('alpha beta') and len(sample) > 32
+  assert set(sample) <= allowed, set(sample) - allowed
+  assert any(word in sample[len('alpha beta'):] for word in WORDS)
 
 
 def test_a_tfds_text_dataset_prepares_by_its_own_splits(tmp_path):

@@ -7,7 +7,7 @@ d_model in WIDTHS (fixed head count, so the head width grows) for STEPS steps on
 
 Expected result (Tensor Programs V): under mup the best learning rate is the same at every width
 (within one grid step) and the loss at it falls with width; under sp the optimum moves down as the
-width grows. Run time: 2 parameterisations x 3 widths x 7 learning rates = 42 short runs; see
+width grows. Run time: 2 parameterisations x 3 widths x 9 learning rates = 54 short runs; see
 docs/mup.md for the measured one.
 
   python -m experiments.mup_lr_transfer --task=lm
@@ -20,7 +20,7 @@ Arguments: `task=lm|dit` (default lm), `steps=N` (default 300).
 from configs import common
 
 WIDTHS = (64, 128, 256)
-LRS = tuple(2.0**k for k in range(-13, -6))  # 1.2e-4 .. 7.8e-3
+LRS = tuple(2.0**k for k in range(-13, -4))  # 1.2e-4 .. 3.1e-2: both ends of every curve
 CONFIGS = {'lm': 'configs/lm.py:size=nano', 'dit': 'configs/dit.py:size=tiny'}
 TRAINING = {
     'lm': {'seq_len': 64, 'batch_size': 16, 'model.n_layer': 2, 'model.n_head': 2},

@@ -12,6 +12,7 @@ import numpy as np
 from flax import nnx
 from ml_collections import config_dict
 
+from scaling import precision
 from scaling.errors import ConfigError
 from scaling.models import initialization
 from scaling.models.transformer import param
@@ -77,6 +78,7 @@ class Attention(nnx.Module):
     K = D // H
     self.dtype = dtype
     self.scale = initialization.attention_scale(cfg, K)  # None: sp's 1/√K
+    self.kernel = precision.attention_kernel(cfg.get('attention', 'auto'), jnp.dtype(dtype).name, K)
     rules = initialization.dit_rules(cfg)
     self.w_qkv = param(rngs, rules['attn/w_qkv'], (D, 3, H, K), ('embed', None, 'heads', 'kv'))
     self.b_qkv = param(rngs, rules['attn/b_qkv'], (3, H, K), (None, 'heads', 'kv'))
@@ -87,12 +89,9 @@ class Attention(nnx.Module):
     qkv_Bx3xTxHxK = jnp.einsum('btd,dihk->bithk', x_BxTxD, self.w_qkv[...].astype(self.dtype))
     qkv_Bx3xTxHxK = qkv_Bx3xTxHxK + self.b_qkv[...].astype(self.dtype)[None, :, None]
     q_BxTxHxK, k_BxTxHxK, v_BxTxHxK = [qkv_Bx3xTxHxK[:, i] for i in range(3)]
-    logits_BxHxTxT = jnp.einsum('bqhk,bshk->bhqs', q_BxTxHxK, k_BxTxHxK,
-                                preferred_element_type=jnp.float32)
-    logits_BxHxTxT = (logits_BxHxTxT / np.sqrt(q_BxTxHxK.shape[-1]) if self.scale is None
-                      else logits_BxHxTxT * self.scale)
-    probs_BxHxTxT = jax.nn.softmax(logits_BxHxTxT, axis=-1)
-    out_BxTxHxK = jnp.einsum('bhqs,bshk->bqhk', probs_BxHxTxT.astype(self.dtype), v_BxTxHxK)
+    # Scores and softmax in float32 (jax's XLA path); cuDNN's fused kernel on a GPU in bf16.
+    out_BxTxHxK = jax.nn.dot_product_attention(q_BxTxHxK, k_BxTxHxK, v_BxTxHxK, scale=self.scale,
+                                               implementation=self.kernel)
     out_BxTxD = jnp.einsum('bthk,hkd->btd', out_BxTxHxK, self.w_o[...].astype(self.dtype))
     return out_BxTxD + self.b_o[...].astype(self.dtype)
 

@@ -286,8 +286,8 @@ def lr_multiplier(family: str, m: config_dict.ConfigDict):
 
 def attention_scale(m: config_dict.ConfigDict, head_dim: int) -> float | None:
   """μP's 1/d_head attention logits, as √K₀/K with K₀ = base_width/n_head the base model's head
-  width, so that the scale is sp's 1/√K at base width. None under sp (the modules keep /√K).
-  Assumes width grows the head dim at a fixed n_head, the regime where 1/K and 1/√K differ."""
+  width, so that the scale is sp's 1/√K at base width. None under sp: the default of
+  jax.nn.dot_product_attention, 1/√K. Assumes width grows the head dim at a fixed n_head, the regime where 1/K and 1/√K differ."""
   if parameterization(m) != 'mup':
     return None
   return math.sqrt(m.base_width / m.n_head) / head_dim

@@ -10,7 +10,7 @@ import numpy as np
 from flax import nnx
 from ml_collections import config_dict
 
-from scaling import diffusion, dit_flops, stderr
+from scaling import diffusion, dit_flops, precision, stderr
 from scaling.data import images
 from scaling.errors import ConfigError
 from scaling.models.dit import DiT, check_shape
@@ -24,7 +24,7 @@ class Denoiser(nnx.Module):
   """The DiT plus its fixed noise process, so that loss and eval need only the module."""
 
   def __init__(self, c: config_dict.ConfigDict, rngs: nnx.Rngs):
-    self.net = DiT(c.model, dtype=jnp.dtype(c.dtype), rngs=rngs)
+    self.net = DiT(c.model, dtype=jnp.dtype(precision.compute_dtype(c.dtype)), rngs=rngs)
     self.process = process(c)
     self.eval_grid = c.diffusion.eval_grid
 

@@ -15,8 +15,9 @@ import optax
 from flax import nnx
 from ml_collections import config_dict
 
-from scaling import flops, stderr
+from scaling import flops, precision, stderr
 from scaling.data import Data, text, tfds_text, tokens
+from scaling.data import tokenizer as tokenizers
 from scaling.errors import ConfigError
 from scaling.models.transformer import Transformer
 
@@ -56,6 +57,14 @@ def check_steps(c: config_dict.ConfigDict) -> None:
                       f'{planned:,} tokens is {planned / per_epoch:.3g} epochs of the {per_epoch:,} '
                       f'train tokens of {c.dataset}, over max_epochs={limit:g}; lower steps, or raise '
                       '--config.max_epochs to repeat data on purpose')
+
+
+def tokenizer(c: config_dict.ConfigDict) -> tokenizers.Tokenizer:
+  """The tokenizer the run's data was encoded with: a prepared folder's own, else bytes."""
+  kind, _, root = c.dataset.partition(':')
+  if kind == 'tokens':
+    return tokens.load_tokenizer(root, tokens.read_manifest(root))
+  return tokenizers.ByteTokenizer()
 
 
 def _suffixes(c: config_dict.ConfigDict) -> tuple[str, ...] | None:
@@ -99,7 +108,7 @@ def model_config(c: config_dict.ConfigDict) -> config_dict.ConfigDict:
 
 
 def make_model(c: config_dict.ConfigDict, rngs: nnx.Rngs) -> Transformer:
-  return Transformer(model_config(c), dtype=jnp.dtype(c.dtype), rngs=rngs)
+  return Transformer(model_config(c), dtype=jnp.dtype(precision.compute_dtype(c.dtype)), rngs=rngs)
 
 
 def make_data(c: config_dict.ConfigDict, process_index: int, process_count: int) -> Data:

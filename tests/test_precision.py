@@ -1,0 +1,103 @@
+"""Platform defaults (scaling/precision.py) and the kernels they pick, against the plain path.
+
+Every performance lever kept in the model has a test here that its numerics match the plain
+computation it replaced: the training loss over 10 steps within 1e-5 relative in float32.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import dit, lm
+from scaling import checks, precision, sharding, steps
+from scaling.data import synthetic
+from scaling.errors import ConfigError
+from scaling.tasks import TASKS
+
+
+@pytest.mark.parametrize('dtype, platform, expected', [
+    ('auto', 'cpu', 'float32'), ('auto', 'gpu', 'bfloat16'), ('auto', 'tpu', 'bfloat16'),
+    ('float32', 'gpu', 'float32'), ('bfloat16', 'cpu', 'bfloat16')])
+def test_auto_dtype_is_bfloat16_on_accelerators_and_float32_on_cpu(dtype, platform, expected):
+  assert precision.compute_dtype(dtype, platform) == expected
+
+
+@pytest.mark.parametrize('attention, dtype, head_dim, platform, expected', [
+    ('auto', 'auto', 64, 'gpu', 'cudnn'), ('auto', 'auto', 128, 'gpu', 'cudnn'),
+    ('auto', 'auto', 160, 'gpu', 'xla'),  # over cuDNN's fused head dim
+    ('auto', 'auto', 36, 'gpu', 'xla'),  # not a multiple of 8
+    ('auto', 'float32', 64, 'gpu', 'xla'), ('auto', 'auto', 64, 'cpu', 'xla'),
+    ('auto', 'auto', 64, 'tpu', 'xla'), ('xla', 'bfloat16', 64, 'gpu', 'xla')])
+def test_auto_attention_takes_cudnn_only_where_its_kernel_is_defined(attention, dtype, head_dim,
+                                                                     platform, expected):
+  assert precision.attention_kernel(attention, dtype, head_dim, platform) == expected
+
+
+def test_explicit_cudnn_is_refused_where_it_cannot_run():
+  c = lm.get_config('size=nano')
+  c.attention = 'cudnn'
+  with pytest.raises(ConfigError, match=r'^attention: cudnn needs a GPU, and this host is cpu;'):
+    checks.check_platform(c, 'cpu')
+  c.dtype = 'float32'
+  with pytest.raises(ConfigError, match=r'^attention: cudnn needs bfloat16, and dtype is float32;'):
+    checks.check_platform(c, 'gpu')
+  c.dtype = 'auto'
+  checks.check_platform(c, 'gpu')
+  c.attention = 'flash'
+  with pytest.raises(ConfigError, match=r"^attention: unknown 'flash'; use one of auto, xla, cudnn"):
+    checks.check_fields(c)
+
+
+def test_resolve_records_the_platforms_choice():
+  c = lm.get_config('size=nano')
+  precision.resolve(c)
+  assert (c.dtype, c.attention, c.model.attention) == ('float32', 'xla', 'xla')
+
+
+CALLS = []
+
+
+def plain_attention(q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, *, scale=None, is_causal=False,
+                    implementation=None):
+  """The einsum-softmax-einsum the models computed before jax.nn.dot_product_attention."""
+  del implementation
+  CALLS.append(q_BxTxHxK.shape)
+  K, T, S = q_BxTxHxK.shape[-1], q_BxTxHxK.shape[1], k_BxSxHxK.shape[1]
+  logits_BxHxTxS = jnp.einsum('bqhk,bshk->bhqs', q_BxTxHxK, k_BxSxHxK,
+                              preferred_element_type=jnp.float32)
+  logits_BxHxTxS = logits_BxHxTxS / np.sqrt(K) if scale is None else logits_BxHxTxS * scale
+  if is_causal:
+    logits_BxHxTxS = jnp.where(jnp.tril(jnp.ones((T, S), bool)), logits_BxHxTxS,
+                               jnp.finfo(jnp.float32).min)
+  probs_BxHxTxS = jax.nn.softmax(logits_BxHxTxS, axis=-1).astype(v_BxSxHxK.dtype)
+  return jnp.einsum('bhqs,bshk->bqhk', probs_BxHxTxS, v_BxSxHxK)
+
+
+def ten_losses(c) -> list[float]:
+  mesh = sharding.make_mesh(c.mesh)
+  fns = steps.build(c, TASKS[c.task], mesh)
+  state, rng, losses = fns.init(), np.random.default_rng(0), []
+  for step in range(10):
+    state, metrics = fns.train_step(state, sharding.global_batch(synthetic.batch(c, rng), mesh),
+                                    step)
+    losses.append(float(metrics['train_loss']))
+  return losses
+
+
+# The LM's causal attention under mup's scale, the DiT's full attention under sp's 1/√K.
+@pytest.mark.parametrize('task, parameterization', [('lm', 'mup'), ('diffusion', 'sp')])
+def test_fused_attention_matches_the_plain_path_over_ten_steps(task, parameterization,
+                                                               monkeypatch):
+  c = lm.get_config('size=nano') if task == 'lm' else dit.get_config('size=tiny')
+  c.update(dict(batch_size=8, steps=10, warmup_steps=2, lr=3e-3, parameterization=parameterization))
+  if task == 'lm':
+    c.seq_len = 32
+  c.base_width = c.model.d_model // 2  # mup away from its base width, where its scale differs
+  fused = ten_losses(c)
+  monkeypatch.setattr(jax.nn, 'dot_product_attention', plain_attention)
+  CALLS.clear()
+  plain = ten_losses(c)
+  assert len(CALLS) >= c.model.n_layer  # the models traced the plain path
+  assert len(set(fused)) == 10  # the parameters moved at every step
+  np.testing.assert_allclose(fused, plain, rtol=1e-5)
