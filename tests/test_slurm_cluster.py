@@ -211,9 +211,17 @@ def scancel_cuts_the_branches(sc: Scenario):
     spec['overrides'].update(log_every=20, eval_every=1000, checkpoint_every=1000)
   sweep_file = write_sweep(sc.tmp, study, name='branches')
   sc.launch(sweep_file)
-  for b in ('cool20', 'cool30'):  # each paused once it trains, so neither ends before the other
-    sc.wait(lambda: sc.train_step(b) >= int(b[4:]) + 20, f'training row of {b}')
-    sc.pause_trainer(b)
+  # Each branch is paused as soon as it trains, both watched at once: a branch left running while
+  # the test waits for the other can finish before the scancel reaches it.
+  running = {'cool20', 'cool30'}
+
+  def pause_those_training() -> bool:
+    for b in sorted(running):
+      if sc.train_step(b) >= int(b[4:]) + 20:
+        sc.pause_trainer(b)
+        running.discard(b)
+    return not running
+  sc.wait(pause_those_training, 'training rows of both branches')
   assert sc.run_json('trunk')['status'] == 'completed'
   wave1 = sc.jobs()['cool20'].split('_')[0]
   sc.cluster.run(['scancel', wave1])
