@@ -22,13 +22,13 @@ from configs.sweeps import mup_lr_transfer as grid
 from experiments import runspec, sweep
 
 
-def table(outdir: str) -> dict:
+def table(outdir: str, params: tuple[str, ...], lrs: tuple[float, ...]) -> dict:
   """{parameterization: {width: {lr: final eval loss}}} from the run directories."""
   t = run_table.load(os.path.join(outdir, 'runs')).table.set_index('run')
   out: dict = {}
-  for p in ('sp', 'mup'):
+  for p in params:
     out[p] = {w: {lr: float(t.loc[grid.run_name(p, w, lr), 'eval_loss'])
-                  for lr in grid.LRS if grid.run_name(p, w, lr) in t.index}
+                  for lr in lrs if grid.run_name(p, w, lr) in t.index}
               for w in grid.WIDTHS}
   return out
 
@@ -42,14 +42,15 @@ def plot(result: dict, task: str, path: str) -> None:
   import matplotlib  # pylint: disable=import-outside-toplevel
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-  fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-  for ax, p in zip(axes, ('sp', 'mup')):
+  fig, axes = plt.subplots(1, len(result), figsize=(5 * len(result), 4), sharey=True,
+                           squeeze=False)
+  for ax, p in zip(axes[0], result):
     for w, losses in result[p].items():
       lrs = sorted(losses)
       ax.semilogx(lrs, [losses[lr] for lr in lrs], 'o-', base=2, label=f'd_model {w}')
     ax.set(xlabel='peak learning rate', title=f'{task} {p}')
     ax.legend()
-  axes[0].set_ylabel('final eval loss')
+  axes[0][0].set_ylabel('final eval loss')
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
@@ -61,9 +62,20 @@ def main(argv: list[str] | None = None) -> int:
   p.add_argument('--out', default='')
   p.add_argument('--steps', type=int, default=300)
   p.add_argument('--max-parallel', type=int, default=2)
+  p.add_argument('--only', choices=grid.PARAMETERIZATIONS, default='',
+                 help='one parameterisation (default: both)')
+  p.add_argument('--lowest', type=int, default=grid.DEFAULTS['lowest'],
+                 help='exponent of the smallest learning rate of the grid, 2^lowest')
+  p.add_argument('--highest', type=int, default=grid.DEFAULTS['highest'])
   args = p.parse_args(argv)
   out = args.out or os.path.join('runs', 'mup_lr_transfer', args.task)
-  study = runspec.load(f'configs/sweeps/mup_lr_transfer.py:task={args.task},steps={args.steps}')
+  sweep_args = dict(task=args.task, steps=args.steps, only=args.only, lowest=args.lowest,
+                    highest=args.highest)
+  if args.lowest > args.highest:
+    p.error(f'--lowest {args.lowest} is above --highest {args.highest}')
+  params, lrs = grid.grid(sweep_args)
+  study = runspec.load('configs/sweeps/mup_lr_transfer.py:'
+                       + ','.join(f'{k}={v}' for k, v in sweep_args.items()))
   rundir = os.path.join(out, 'runs')
   sweep.check_outdir(study, rundir)
   sweep.print_plan(study, sweep.statuses_in(study, rundir), mfu=0.4)
@@ -72,13 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f'error: not every run completed; see {rundir}/logs and run again to resume',
           file=sys.stderr)
     return 1
-  result = table(out)
+  result = table(out, params, lrs)
   summary = {prm: {str(w): {'best_lr': best(l), 'loss_at_best': l.get(best(l), np.nan),
                             'losses': {f'{lr:.3g}': v for lr, v in l.items()}}
                    for w, l in result[prm].items()} for prm in result}
   with open(os.path.join(out, 'lr_transfer.json'), 'w') as f:
     json.dump({'task': args.task, 'steps': args.steps, 'widths': list(grid.WIDTHS),
-               'lrs': list(grid.LRS), **summary}, f, indent=1)
+               'lrs': list(lrs), **summary}, f, indent=1)
   plot(result, args.task, os.path.join(out, 'lr_transfer.png'))
   for prm in summary:
     print(prm, ', '.join(f'd{w}: best lr {s["best_lr"] or float("nan"):.3g} '

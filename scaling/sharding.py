@@ -20,6 +20,7 @@ RULES = {
     'heads': 'tensor',
     'vocab': 'tensor',
     'kv': None,
+    'layers': None,  # the stacked blocks of model.scan_layers: each device holds every layer
 }
 
 

@@ -145,3 +145,16 @@ def test_a_ladder_takes_one_transferred_lr():
     assert (c.model.parameterization, c.model.base_width, c.lr) == ('mup', 4, 3e-3)
     m = initialization.lr_multiplier('lm', c.model)
     assert m('blocks/0/attn/wq') == 4 / c.model.d_model
+
+
+def test_the_transfer_sweep_narrows_to_one_parameterization_and_a_few_rates():
+  from configs.sweeps import mup_lr_transfer  # pylint: disable=import-outside-toplevel
+  assert len(mup_lr_transfer.get_sweep('task=dit')['runs']) == 2 * 3 * 9
+  runs = mup_lr_transfer.get_sweep('task=dit,steps=1200,only=mup,lowest=-8,highest=-4')['runs']
+  assert {r['overrides']['parameterization'] for r in runs} == {'mup'}
+  assert sorted({r['overrides']['lr'] for r in runs}) == [2.0**k for k in range(-8, -3)]
+  assert {r['overrides']['steps'] for r in runs} == {1200} and len(runs) == 3 * 5
+  with pytest.raises(ValueError, match='^lowest: 0 is above highest=-1'):
+    mup_lr_transfer.get_sweep('lowest=0,highest=-1')
+  with pytest.raises(ValueError, match='^only: unknown'):
+    mup_lr_transfer.get_sweep('only=ntk')

@@ -14,13 +14,16 @@ docs/mup.md for the measured one.
   python -m experiments.sweep --sweep=configs/sweeps/mup_lr_transfer.py:task=lm \
       --outdir=runs/mup_lr_transfer/lm/runs
 
-Arguments: `task=lm|dit` (default lm), `steps=N` (default 300).
+Arguments: `task=lm|dit` (default lm), `steps=N` (default 300); a narrower study (a longer
+horizon at a few learning rates) takes `only=sp|mup` and the grid's exponents `lowest=-13`,
+`highest=-5`.
 """
 
 from configs import common
 
 WIDTHS = (64, 128, 256)
-LRS = tuple(2.0**k for k in range(-13, -4))  # 1.2e-4 .. 3.1e-2: both ends of every curve
+DEFAULTS = dict(task='lm', steps=300, only='', lowest=-13, highest=-5)  # 2^-13..2^-5: both ends
+PARAMETERIZATIONS = ('sp', 'mup')
 CONFIGS = {'lm': 'configs/lm.py:size=nano', 'dit': 'configs/dit.py:size=tiny'}
 TRAINING = {
     'lm': {'seq_len': 64, 'batch_size': 16, 'model.n_layer': 2, 'model.n_head': 2},
@@ -32,14 +35,26 @@ def run_name(parameterization: str, width: int, lr: float) -> str:
   return f'{parameterization}-d{width}-lr{lr:.3g}'
 
 
+def grid(args: dict) -> tuple[tuple[str, ...], tuple[float, ...]]:
+  """The parameterisations and learning rates that `args` (parsed DEFAULTS) ask for."""
+  if args['only'] not in ('', *PARAMETERIZATIONS):
+    raise ValueError(f'only: unknown {args["only"]!r}; use sp or mup, or leave it out for both')
+  if args['lowest'] > args['highest']:
+    raise ValueError(f'lowest: {args["lowest"]} is above highest={args["highest"]}; '
+                     'they are the exponents of the learning-rate grid, lowest first')
+  params = (args['only'],) if args['only'] else PARAMETERIZATIONS
+  return params, tuple(2.0**k for k in range(args['lowest'], args['highest'] + 1))
+
+
 def get_sweep(arg: str = '') -> dict:
-  args = common.parse_arg(arg, task='lm', steps=300)
+  args = common.parse_arg(arg, **DEFAULTS)
   if args['task'] not in CONFIGS:
     raise ValueError(f'task: unknown {args["task"]!r}; use one of {", ".join(CONFIGS)}')
+  params, lrs = grid(args)
   shared = {**TRAINING[args['task']], 'steps': args['steps'], 'warmup_steps': args['steps'] // 10,
             'eval_every': args['steps'], 'eval_batches': 8, 'log_every': 50,
             'checkpoint_every': args['steps'], 'base_width': WIDTHS[0]}
   return {'name': f'mup_lr_transfer_{args["task"]}', 'runs': [
       {'name': run_name(p, w, lr), 'config': CONFIGS[args['task']],
        'overrides': {**shared, 'parameterization': p, 'model.d_model': w, 'lr': lr}}
-      for p in ('sp', 'mup') for w in WIDTHS for lr in LRS]}
+      for p in params for w in WIDTHS for lr in lrs]}

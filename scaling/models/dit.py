@@ -14,7 +14,8 @@ from ml_collections import config_dict
 
 from scaling import precision
 from scaling.errors import ConfigError
-from scaling.models import initialization
+from scaling.models import initialization, layer_stack
+from scaling.models.dense_gelu import dense_gelu
 from scaling.models.transformer import param
 
 def check_shape(cfg: config_dict.ConfigDict) -> None:
@@ -108,8 +109,8 @@ class Mlp(nnx.Module):
     self.b_out = param(rngs, rules['mlp/b_out'], (d,), ('embed',))
 
   def __call__(self, x_BxTxD: jax.Array) -> jax.Array:
-    h_BxTxF = x_BxTxD @ self.w_in[...].astype(self.dtype) + self.b_in[...].astype(self.dtype)
-    h_BxTxF = jax.nn.gelu(h_BxTxF, approximate=True)
+    h_BxTxF = dense_gelu(x_BxTxD, self.w_in[...].astype(self.dtype),
+                         self.b_in[...].astype(self.dtype))
     return h_BxTxF @ self.w_out[...].astype(self.dtype) + self.b_out[...].astype(self.dtype)
 
 
@@ -165,12 +166,14 @@ class DiT(nnx.Module):
     check_shape(cfg)
     D, P, C = cfg.d_model, cfg.patch, cfg.channels
     self.dtype, self.patch = dtype, P
+    self.scan_layers = cfg.get('scan_layers', False)
     self.output_multiplier = initialization.output_multiplier(cfg)  # μP's base/width; None: sp
     rules = initialization.dit_rules(cfg)
     self.w_patch = param(rngs, rules['w_patch'], (P * P * C, D), (None, 'embed'))
     self.b_patch = param(rngs, rules['b_patch'], (D,), ('embed',))
     self.cond = Conditioning(cfg, dtype=dtype, rngs=rngs)
-    self.blocks = nnx.List([Block(cfg, dtype=dtype, rngs=rngs) for _ in range(cfg.n_layer)])
+    self.blocks = layer_stack.make(lambda r: Block(cfg, dtype=dtype, rngs=r), cfg.n_layer, rngs,
+                                   scan=self.scan_layers)
     self.final_modulation = Modulation(D, 2, rules['final_modulation/w'],
                                        rules['final_modulation/b'], dtype=dtype, rngs=rngs)
     self.w_out = param(rngs, rules['w_out'], (D, P * P * C), ('embed', None))
@@ -196,8 +199,7 @@ class DiT(nnx.Module):
     pos_TxD = sincos_2d(z_BxHxWxC.shape[1] // self.patch, self.w_patch.shape[1])
     x_BxTxD = tokens_BxTxF @ w(self.w_patch) + w(self.b_patch) + pos_TxD.astype(self.dtype)
     c_BxD = self.cond(t_B, label_B, drop_key)
-    for block in self.blocks:
-      x_BxTxD = block(x_BxTxD, c_BxD)
+    x_BxTxD = layer_stack.apply(self.blocks, x_BxTxD, c_BxD, scan=self.scan_layers)
     shift_BxD, scale_BxD = self.final_modulation(c_BxD)
     x_BxTxD = modulate(layer_norm(x_BxTxD), shift_BxD, scale_BxD)
     out_BxTxF = jnp.einsum('btd,df->btf', x_BxTxD, w(self.w_out),

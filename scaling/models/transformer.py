@@ -10,7 +10,8 @@ from flax import nnx
 from ml_collections import config_dict
 
 from scaling import precision
-from scaling.models import initialization
+from scaling.models import initialization, layer_stack
+from scaling.models.dense_gelu import dense_gelu
 
 
 def param(rngs: nnx.Rngs, rule: initialization.Rule, shape: tuple[int, ...],
@@ -82,11 +83,11 @@ class Mlp(nnx.Module):
 
   @jax.named_scope('mlp')
   def __call__(self, x_BxLxD: jax.Array) -> jax.Array:
-    h_BxLxF = x_BxLxD @ self.w_in[...].astype(self.dtype)
     if self.kind == 'swiglu':
+      h_BxLxF = x_BxLxD @ self.w_in[...].astype(self.dtype)
       h_BxLxF = h_BxLxF * jax.nn.silu(x_BxLxD @ self.w_gate[...].astype(self.dtype))
     else:
-      h_BxLxF = jax.nn.gelu(h_BxLxF)
+      h_BxLxF = dense_gelu(x_BxLxD, self.w_in[...].astype(self.dtype))
     return h_BxLxF @ self.w_out[...].astype(self.dtype)
 
 
@@ -110,10 +111,12 @@ class Transformer(nnx.Module):
   def __init__(self, cfg: config_dict.ConfigDict, *, dtype=jnp.float32, rngs: nnx.Rngs):
     V, D = cfg.vocab_size, cfg.d_model
     self.dtype, self.tied = dtype, cfg.tied_embeddings
+    self.scan_layers = cfg.get('scan_layers', False)
     self.output_multiplier = initialization.output_multiplier(cfg)  # μP's base/width; None: sp
     rules = initialization.lm_rules(cfg)
     self.embed = param(rngs, rules['embed'], (V, D), ('vocab', 'embed'))
-    self.blocks = nnx.List([Block(cfg, dtype=dtype, rngs=rngs) for _ in range(cfg.n_layer)])
+    self.blocks = layer_stack.make(lambda r: Block(cfg, dtype=dtype, rngs=r), cfg.n_layer, rngs,
+                                   scan=self.scan_layers)
     self.out_norm = RMSNorm(D, rules['out_norm/scale'], rngs=rngs)
     if not cfg.tied_embeddings:
       self.unembed = param(rngs, rules['unembed'], (D, V), ('embed', 'vocab'))
@@ -121,8 +124,7 @@ class Transformer(nnx.Module):
   def __call__(self, tokens_BxL: jax.Array) -> jax.Array:
     with jax.named_scope('embed'):
       x_BxLxD = self.embed[...].astype(self.dtype)[tokens_BxL]
-    for block in self.blocks:
-      x_BxLxD = block(x_BxLxD)
+    x_BxLxD = layer_stack.apply(self.blocks, x_BxLxD, scan=self.scan_layers)
     x_BxLxD = self.out_norm(x_BxLxD)
     with jax.named_scope('unembed'):
       w_DxV = self.embed[...].T if self.tied else self.unembed[...]

@@ -1,0 +1,48 @@
+"""A model's stack of identical blocks: a list of layers, or one stacked block under `lax.scan`.
+
+Unrolled (`model.scan_layers=False`, the default), XLA compiles every layer, and every layer's
+optimizer update, separately, so compile time grows with depth. Under `scan_layers=True` the
+blocks are built once with `nnx.vmap`, so each parameter carries a leading 'layers' axis
+('blocks/attn/wq' of shape L x D x H x K, as under MaxText's `scan_layers`), and the forward pass
+is one `lax.scan` over them: XLA compiles one block body, forward and backward, and one AdamW
+update per kind of parameter, whatever the depth (docs/performance.md).
+
+Stacking inside the forward pass of an unrolled model instead would keep per-layer parameters,
+but then the optimizer update stays one program per layer and parameter, which is where most of
+a deep model's compile time goes.
+"""
+
+from typing import Callable
+
+import jax
+from flax import nnx
+
+LAYERS = 'layers'  # the logical name of the stacked axis (scaling/sharding.py: never sharded)
+
+
+def make(make_block: Callable[[nnx.Rngs], nnx.Module], n_layer: int, rngs: nnx.Rngs, *,
+         scan: bool) -> nnx.Module:
+  """n_layer blocks, each drawn with its own keys: an nnx.List, or one block of stacked params."""
+  if not scan:
+    return nnx.List([make_block(rngs) for _ in range(n_layer)])
+
+  @nnx.split_rngs(splits=n_layer)
+  @nnx.vmap(in_axes=(0,), out_axes=0, transform_metadata={nnx.PARTITION_NAME: LAYERS})
+  def stacked(rngs: nnx.Rngs) -> nnx.Module:
+    return make_block(rngs)
+
+  return stacked(rngs)
+
+
+def apply(blocks: nnx.Module, x: jax.Array, *args, scan: bool) -> jax.Array:
+  """x through every block in order; `args` (a condition) are the same for every block."""
+  if not scan:
+    for block in blocks:
+      x = block(x, *args)
+    return x
+  graphdef, state = nnx.split(blocks)
+
+  def body(x, layer_state):
+    return nnx.merge(graphdef, layer_state)(x, *args), None
+
+  return jax.lax.scan(body, x, state)[0]
