@@ -25,14 +25,14 @@ def _pre_activation(x_NxD, w_DxF, bias):
   return h_NxF + bias[0] if bias else h_NxF
 
 
-@jax.custom_vjp
-def _dense_gelu(x_NxD, w_DxF, bias):
-  return jax.nn.gelu(_pre_activation(x_NxD, w_DxF, bias), approximate=True)
-
-
 def _forward(x_NxD, w_DxF, bias):
   h_NxF = _pre_activation(x_NxD, w_DxF, bias)
   return jax.nn.gelu(h_NxF, approximate=True), (x_NxD, w_DxF, h_NxF, bias)
+
+
+@jax.custom_vjp
+def _dense_gelu(x_NxD, w_DxF, bias):
+  return _forward(x_NxD, w_DxF, bias)[0]
 
 
 def _backward(residuals, g_NxF):

@@ -8,8 +8,8 @@ is one `lax.scan` over them: XLA compiles one block body, forward and backward, 
 update per kind of parameter, whatever the depth (docs/performance.md).
 
 Stacking inside the forward pass of an unrolled model instead would keep per-layer parameters,
-but then the optimizer update stays one program per layer and parameter, which is where most of
-a deep model's compile time goes.
+but then the optimizer update stays one program per layer and parameter, and its compile time
+still grows with depth.
 """
 
 from typing import Callable
