@@ -76,7 +76,10 @@ def train(c, rundir: RunDir, data) -> str:
     if evaluate:
       _log_train(accounting.flush(), rundir)
       rundir.log(accounting.eval_row(done, fns.evaluate(state, eval_batches)))
-    stop = preempted()  # read once: a signal between two reads must not skip the save
+    # Read once: a signal between two reads must not skip the save. A signal during the last
+    # step is no preemption: the run is trained, so it finishes (a preempted run resumed at its
+    # end would restore and return without its `final` and its task's outputs).
+    stop = preempted() and done < c.steps
     if done % c.checkpoint_every == 0 or done == c.steps or stop:
       _log_train(accounting.flush(), rundir)  # rows up to `done` are on disk before it
       rundir.checkpoint(done, state, c.seed, accounting.open_window())

@@ -15,8 +15,12 @@ on the one cluster (a thread each) and every test waits for its part, so the clu
                    SIGSTOP, so that it neither finishes nor spends CPU (SLURM sends SIGCONT with
                    its signal).
   scancel          branches scancelled mid-run after their trunk completed (each paused once it
-                   trains, so that neither ends first; scancel sends SIGCONT with SIGTERM); the
-                   relaunch (their trunk is not resubmitted) resumes them and finishes the study.
+                   trains, so that neither ends first); the relaunch (their trunk is not
+                   resubmitted) resumes them and finishes the study. A plain scancel sends SIGCONT
+                   and SIGTERM in two rounds, and on a loaded machine a branch woken by the first
+                   can train to its end before the second; so `scancel --signal=TERM` first
+                   queues SIGTERM on the paused trainers (it sends no SIGCONT), and the plain
+                   scancel then wakes them to it.
   queued guard     a relaunch while the jobs are queued or running is refused, nothing submitted.
   2 tasks/node     a tiny sweep with --tasks-per-node=2: two processes per run, end to end.
 """
@@ -100,7 +104,7 @@ class Scenario:
     return {int(d): os.path.getmtime(os.path.join(folder, d))
             for d in (os.listdir(folder) if os.path.isdir(folder) else []) if d.isdigit()}
 
-  def wait(self, ready, what: str, timeout: float = WAIT_S):
+  def wait(self, ready, what: str, timeout: float = WAIT_S, poll_s: float = 0.5):
     end = time.time() + timeout
     while True:
       if self.stop.is_set():
@@ -110,7 +114,7 @@ class Scenario:
         return value
       if time.time() > end:
         raise AssertionError(f'{self.backend}: no {what} after {timeout:.0f} s\n{self.report()}')
-      time.sleep(0.5)
+      time.sleep(poll_s)
 
   def wait_ended(self) -> None:
     self.wait(lambda: not self.queued(), 'end of every job of the sweep')
@@ -135,9 +139,10 @@ class Scenario:
     index = json.load(open(f'{self.outdir}/sweep.json'))
     assert {r['name']: r['status'] for r in index['runs']} == statuses
 
-  def pause_trainer(self, name: str) -> None:
-    """SIGSTOP to the scaling.train processes of run `name` (not to submitit's process)."""
-    workdir = f'--workdir={os.path.join(self.outdir, name)}'
+  def processes(self, name: str) -> dict[int, list[str]]:
+    """{pid: command line} of the processes that run scaling.train for run `name`: the trainer,
+    and srun's client process under --backend=slurm (not submitit's process)."""
+    workdir, found = f'--workdir={os.path.join(self.outdir, name)}', {}
     for pid in filter(str.isdigit, os.listdir('/proc')):
       try:
         with open(f'/proc/{pid}/cmdline', 'rb') as f:
@@ -145,7 +150,26 @@ class Scenario:
       except OSError:
         continue
       if 'scaling.train' in cmd and workdir in cmd:
-        os.kill(int(pid), signal.SIGSTOP)
+        found[int(pid)] = cmd
+    return found
+
+  def pause_trainer(self, name: str) -> None:
+    """SIGSTOP to the scaling.train processes of run `name`."""
+    paused = self.processes(name)
+    assert paused, f'{self.backend}: {name} has no trainer to pause (it ended)\n{self.report()}'
+    for pid in paused:
+      os.kill(pid, signal.SIGSTOP)
+
+  def sigterm_pending(self, name: str) -> bool:
+    """Whether run `name`'s trainer holds a SIGTERM it has not handled (it is paused)."""
+    trainers = [pid for pid, cmd in self.processes(name).items()
+                if cmd[1:3] == ['-m', 'scaling.train']]
+    masks = []
+    for pid in trainers:
+      with open(f'/proc/{pid}/status') as f:
+        fields = dict(line.split(':\t', 1) for line in f.read().splitlines() if ':\t' in line)
+      masks.append(int(fields['SigPnd'], 16) | int(fields['ShdPnd'], 16))
+    return bool(masks) and all(m & (1 << (signal.SIGTERM - 1)) for m in masks)
 
   def cut_time_limit(self, job: str) -> None:
     """Lowers a running job's limit so that SLURM's signal, SIGNAL_S (120 s) before the limit,
@@ -205,7 +229,7 @@ def time_limit_cuts_the_trunk(sc: Scenario):
 
 def scancel_cuts_the_branches(sc: Scenario):
   """A WSD study whose branches are scancelled mid-run after the trunk completed."""
-  cooldown = 100
+  cooldown = 300  # steps left once a branch is paused: time for the test to pause it
   study = wsd(40, 4, (20, 30), cooldown=cooldown)
   for spec in study[1:]:
     spec['overrides'].update(log_every=20, eval_every=1000, checkpoint_every=1000)
@@ -221,10 +245,13 @@ def scancel_cuts_the_branches(sc: Scenario):
         sc.pause_trainer(b)
         running.discard(b)
     return not running
-  sc.wait(pause_those_training, 'training rows of both branches')
+  sc.wait(pause_those_training, 'training rows of both branches', poll_s=0.1)
   assert sc.run_json('trunk')['status'] == 'completed'
   wave1 = sc.jobs()['cool20'].split('_')[0]
-  sc.cluster.run(['scancel', wave1])
+  sc.cluster.run(['scancel', '--signal=TERM', wave1])  # queued on the paused trainers
+  sc.wait(lambda: all(sc.sigterm_pending(b) for b in ('cool20', 'cool30')),
+          'SIGTERM queued on both paused branches')
+  sc.cluster.run(['scancel', wave1])  # its SIGCONT wakes them to the SIGTERM they hold
   sc.wait_ended()
   steps = {}
   for b in ('cool20', 'cool30'):

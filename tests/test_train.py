@@ -113,6 +113,36 @@ def test_preempted_run_resumes_bit_exactly(tmp_path, straight):
   assert losses(interrupted) == losses(straight)
 
 
+def test_a_signal_during_the_last_step_finishes_the_run(tmp_path, monkeypatch):
+  """SIGTERM while the last step trains (a scancel that lands late): the run is trained, so it
+  ends `completed` with its final values, not `preempted` at its end with nothing to resume."""
+  from scaling.tasks import lm  # in process, so that the signal lands in the last step exactly
+  from test_bad_inputs import run_train as run_in_process
+  make_data = lm.make_data
+
+  def signalling_data(c, *args):
+    data = make_data(c, *args)
+    train_batch = data.train_batch
+
+    def train_batch_signalling_last(step):
+      if step == c.steps - 1:
+        os.kill(os.getpid(), signal.SIGTERM)
+      return train_batch(step)
+    data.train_batch = train_batch_signalling_last
+    return data
+
+  monkeypatch.setattr(lm, 'make_data', signalling_data)
+  workdir = str(tmp_path / 'run')
+  previous = signal.getsignal(signal.SIGTERM)
+  try:
+    run_in_process([f'--workdir={workdir}', *NANO])  # a preempted run would exit 143 here
+  finally:
+    signal.signal(signal.SIGTERM, previous)  # the trainer's handler must not outlive the test
+  run = run_json(workdir)
+  assert run['status'] == 'completed' and run['final']['step'] == 40, run['status']
+  assert rows(workdir)[-1]['step'] == 40
+
+
 def test_completed_run_is_not_redone(tmp_path, straight):
   workdir = copy_run(straight, tmp_path)
   before = rows(workdir)
