@@ -37,7 +37,8 @@ from scaling.tasks import TASKS
 
 _TOP = flags.DEFINE_integer('top', 0, 'also print the N slowest ops')
 SCOPES = ('attention', 'mlp', 'norm', 'embed', 'unembed')
-ATTENTION_EINSUMS = ('BTNH,BSNH', 'BNTS,BSNH')  # QK^T and PV in jax.nn.dot_product_attention
+# QK^T and PV in jax.nn.dot_product_attention, and in scaling/models/causal_attention.py
+ATTENTION_EINSUMS = ('BTNH,BSNH', 'BNTS,BSNH', 'bqhk,bshk', 'bhqs,bshk')
 _INSTRUCTION = re.compile(r'^\s*(?:ROOT )?%(\S+) = (\S+) (\w+)\(')
 _COMPUTATION = re.compile(r'^%(\S+) .*\{$')
 _CALLS = re.compile(r'calls=%([\w.\-]+)')

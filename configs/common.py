@@ -45,7 +45,8 @@ def training_config() -> config_dict.ConfigDict:
   c.batch_size = 16  # global, across all devices and processes
   c.grad_accum = 1  # microbatches per optimizer step
   # Compute dtype: auto is bfloat16 on GPU/TPU, float32 on CPU (scaling/precision.py); parameters
-  # and optimizer state stay float32. attention: auto | xla | cudnn (cuDNN's fused kernel, GPU).
+  # and optimizer state stay float32. attention: auto | xla | cudnn (cuDNN's fused kernel, GPU) |
+  # blocked (causal attention by query blocks, the LM's CPU default).
   c.dtype = 'auto'
   c.attention = 'auto'
   c.dataset = ''

@@ -67,7 +67,7 @@ def get_config(arg: str = 'size=tiny') -> config_dict.ConfigDict:
   c.model.mlp = 'gelu'  # gelu | swiglu
   c.model.tied_embeddings = False
   c.model.parameterization = c.get_ref('parameterization')  # sp | mup (docs/mup.md)
-  c.model.attention = c.get_ref('attention')  # auto | xla | cudnn (scaling/precision.py)
+  c.model.attention = c.get_ref('attention')  # auto | xla | cudnn | blocked (scaling/precision.py)
   c.model.scan_layers = False  # one lax.scan over the blocks: compile time flat in depth
   c.model.base_width = c.get_ref('base_width')
   return c

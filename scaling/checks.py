@@ -45,6 +45,9 @@ def check_fields(c: config_dict.ConfigDict, schedule: bool = True) -> None:
   if c.get('attention', 'auto') not in precision.ATTENTION:
     raise ConfigError(f'attention: unknown {c.attention!r}; use one of '
                       f'{", ".join(precision.ATTENTION)}')
+  if c.get('attention') == 'blocked' and c.task not in precision.CAUSAL_TASKS:
+    raise ConfigError(f'attention: blocked is causal attention, and the {c.task} task attends '
+                      'both ways; use auto or xla')
   for field in POSITIVE:
     value = _get(c, field)
     if value is not None and not value >= 1:

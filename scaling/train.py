@@ -20,6 +20,7 @@ from ml_collections import config_flags
 
 from scaling import checkpoint, checks, configfile, precision, sharding, steps
 from scaling.errors import ConfigError
+from scaling.jsonfile import read_json
 from scaling.metrics import Accounting
 from scaling.rundir import RunDir, environment
 from scaling.tasks import TASKS
@@ -122,7 +123,8 @@ def main(argv) -> None:
   try:  # bad input stops here, with nothing written
     checks.check_launch(c, jax.device_count(), jax.process_count())
     checks.check_platform(c)
-    precision.resolve(c)  # config.json records the dtype and attention kernel computed with
+    # config.json records the dtype and attention kernel computed with; a resume keeps them.
+    precision.resolve(c, read_json(os.path.join(workdir, 'config.json'), damaged_is_missing=True))
     data = TASKS[c.task].make_data(c, jax.process_index(), jax.process_count())  # reads only
     rundir = _open_everywhere(workdir, c)
   except ConfigError as e:

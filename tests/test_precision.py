@@ -13,7 +13,7 @@ from configs import dit, lm
 from scaling import checks, precision, sharding, steps
 from scaling.data import synthetic
 from scaling.errors import ConfigError
-from scaling.models import dense_gelu
+from scaling.models import causal_attention, dense_gelu
 from scaling.tasks import TASKS
 
 
@@ -24,15 +24,24 @@ def test_auto_dtype_is_bfloat16_on_accelerators_and_float32_on_cpu(dtype, platfo
   assert precision.compute_dtype(dtype, platform) == expected
 
 
-@pytest.mark.parametrize('attention, dtype, head_dim, platform, expected', [
-    ('auto', 'auto', 64, 'gpu', 'cudnn'), ('auto', 'auto', 128, 'gpu', 'cudnn'),
-    ('auto', 'auto', 160, 'gpu', 'xla'),  # over cuDNN's fused head dim
-    ('auto', 'auto', 36, 'gpu', 'xla'),  # not a multiple of 8
-    ('auto', 'float32', 64, 'gpu', 'xla'), ('auto', 'auto', 64, 'cpu', 'xla'),
-    ('auto', 'auto', 64, 'tpu', 'xla'), ('xla', 'bfloat16', 64, 'gpu', 'xla')])
-def test_auto_attention_takes_cudnn_only_where_its_kernel_is_defined(attention, dtype, head_dim,
-                                                                     platform, expected):
-  assert precision.attention_kernel(attention, dtype, head_dim, platform) == expected
+@pytest.mark.parametrize('attention, dtype, head_dim, causal, seq_len, platform, expected', [
+    ('auto', 'auto', 64, True, 256, 'gpu', 'cudnn'),
+    ('auto', 'auto', 128, False, 256, 'gpu', 'cudnn'),
+    ('auto', 'auto', 160, True, 256, 'gpu', 'xla'),  # over cuDNN's fused head dim
+    ('auto', 'auto', 36, True, 256, 'gpu', 'xla'),  # not a multiple of 8
+    ('auto', 'float32', 64, True, 256, 'gpu', 'xla'),
+    ('auto', 'auto', 64, True, 128, 'cpu', 'blocked'),
+    ('auto', 'bfloat16', 64, True, 2048, 'cpu', 'blocked'),
+    ('auto', 'auto', 64, True, 127, 'cpu', 'xla'),  # too short to gain from the blocks
+    ('auto', 'auto', 64, False, 256, 'cpu', 'xla'),  # the blocks are causal
+    ('auto', 'auto', 64, True, 256, 'tpu', 'xla'), ('xla', 'bfloat16', 64, True, 256, 'gpu', 'xla'),
+    ('xla', 'float32', 64, True, 256, 'cpu', 'xla'),
+    ('blocked', 'float32', 64, True, 32, 'cpu', 'blocked')])
+def test_auto_attention_picks_each_kernel_only_where_it_is_defined(attention, dtype, head_dim,
+                                                                   causal, seq_len, platform,
+                                                                   expected):
+  assert precision.attention_kernel(attention, dtype, head_dim, causal, seq_len,
+                                    platform) == expected
 
 
 def test_explicit_cudnn_is_refused_where_it_cannot_run():
@@ -48,12 +57,21 @@ def test_explicit_cudnn_is_refused_where_it_cannot_run():
   c.attention = 'flash'
   with pytest.raises(ConfigError, match=r"^attention: unknown 'flash'; use one of auto, xla, cudnn"):
     checks.check_fields(c)
+  c = dit.get_config('size=tiny')
+  c.attention = 'blocked'
+  with pytest.raises(ConfigError, match=r'^attention: blocked is causal attention, and the '
+                     r'diffusion task attends both ways; use auto or xla$'):
+    checks.check_fields(c)
 
 
-def test_resolve_records_the_platforms_choice():
-  c = lm.get_config('size=nano')
+@pytest.mark.parametrize('config, seq_len, expected', [
+    (lm.get_config, 128, 'blocked'), (lm.get_config, 64, 'xla'), (dit.get_config, None, 'xla')])
+def test_resolve_records_the_platforms_choice(config, seq_len, expected):
+  c = config('size=nano' if config is lm.get_config else 'size=tiny')
+  if seq_len:
+    c.seq_len = seq_len
   precision.resolve(c)
-  assert (c.dtype, c.attention, c.model.attention) == ('float32', 'xla', 'xla')
+  assert (c.dtype, c.attention, c.model.attention) == ('float32', expected, expected)
 
 
 CALLS = []
@@ -94,7 +112,8 @@ def ten_losses(c, params=None) -> list[float]:
 def test_fused_attention_matches_the_plain_path_over_ten_steps(task, parameterization,
                                                                monkeypatch):
   c = lm.get_config('size=nano') if task == 'lm' else dit.get_config('size=tiny')
-  c.update(dict(batch_size=8, steps=10, warmup_steps=2, lr=3e-3, parameterization=parameterization))
+  c.update(dict(batch_size=8, steps=10, warmup_steps=2, lr=3e-3, parameterization=parameterization,
+                attention='xla'))  # the LM's CPU default is the blocked kernel, tested below
   if task == 'lm':
     c.seq_len = 32
   c.base_width = c.model.d_model // 2  # mup away from its base width, where its scale differs
@@ -105,6 +124,50 @@ def test_fused_attention_matches_the_plain_path_over_ten_steps(task, parameteriz
   assert len(CALLS) >= c.model.n_layer  # the models traced the plain path
   assert len(set(fused)) == 10  # the parameters moved at every step
   np.testing.assert_allclose(fused, plain, rtol=1e-5)
+
+
+# Lengths that the blocks divide, and ones they do not (the last block shorter, or fewer blocks
+# than asked for when L < n_blocks); bfloat16 inputs keep float32 scores and softmax.
+@pytest.mark.parametrize('L, n_blocks, dtype', [(32, 4, 'float32'), (30, 4, 'float32'),
+                                                (7, 3, 'float32'), (3, 4, 'float32'),
+                                                (32, 1, 'float32'), (32, 4, 'bfloat16')])
+def test_blocked_causal_attention_is_the_causal_softmax(L, n_blocks, dtype):
+  kq, kk, kv, kg = jax.random.split(jax.random.key(1), 4)
+  q, k, v = (jax.random.normal(key, (2, L, 3, 8), dtype) for key in (kq, kk, kv))
+  g = jax.random.normal(kg, (2, L, 3, 8))
+  blocked = lambda q, k, v: causal_attention.blocked_causal_attention(q, k, v, 0.3, n_blocks)
+  plain = lambda q, k, v: plain_attention(q, k, v, scale=0.3, is_causal=True)
+  tol = dict(rtol=1e-5, atol=1e-6) if dtype == 'float32' else dict(rtol=1e-2, atol=1e-2)
+  np.testing.assert_allclose(blocked(q, k, v).astype(np.float32),
+                             plain(q, k, v).astype(np.float32), **tol)
+  grads = [jax.grad(lambda *a, f=f: jnp.sum(f(*a).astype(jnp.float32) * g), argnums=(0, 1, 2))(
+      q, k, v) for f in (blocked, plain)]
+  for got, want in zip(*grads):
+    np.testing.assert_allclose(got.astype(np.float32), want.astype(np.float32), **tol)
+
+
+def test_blocked_causal_attention_skips_three_eighths_of_the_scores():
+  """XLA's count of the forward and backward FLOPs: 4 blocks compute 10 of 16 score tiles (the
+  per-query terms, which do not shrink, are under 1% at this length and head dim)."""
+  q, k, v = (jnp.ones((1, 256, 1, 64)),) * 3
+  def cost(n_blocks):
+    f = lambda q, k, v: jnp.sum(causal_attention.blocked_causal_attention(q, k, v, None, n_blocks))
+    return jax.jit(jax.value_and_grad(f, argnums=(0, 1, 2))).lower(q, k, v).compile() \
+        .cost_analysis()['flops']
+  assert cost(4) / cost(1) == pytest.approx(10 / 16, rel=0.01)
+
+
+def test_blocked_attention_trains_as_the_plain_path_over_ten_steps(monkeypatch):
+  c = lm.get_config('size=nano')
+  c.update(dict(batch_size=8, steps=10, warmup_steps=2, lr=3e-3, seq_len=30, attention='blocked'))
+  blocked = ten_losses(c)  # 30 positions: blocks of 8, the last of 6
+  c.attention = 'xla'
+  monkeypatch.setattr(jax.nn, 'dot_product_attention', plain_attention)
+  CALLS.clear()
+  plain = ten_losses(c)
+  assert len(CALLS) >= c.model.n_layer  # the models traced the plain path
+  assert len(set(blocked)) == 10
+  np.testing.assert_allclose(blocked, plain, rtol=1e-5)
 
 
 def autodiff_dense_gelu(x_NxD, w_DxF, bias):

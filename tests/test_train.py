@@ -143,6 +143,21 @@ def test_a_signal_during_the_last_step_finishes_the_run(tmp_path, monkeypatch):
   assert rows(workdir)[-1]['step'] == 40
 
 
+def test_a_resumed_run_keeps_the_attention_kernel_it_was_trained_with(tmp_path):
+  """`auto` picks the kernel of a new run; a run that recorded another one (here `xla`, as every
+  CPU run did before the blocked kernel existed) resumes with it instead of being refused."""
+  from scaling import precision
+  assert precision.attention_kernel('auto', 'float32', 16, True, 128, 'cpu') == 'blocked'
+  workdir = str(tmp_path / 'run')
+  args = [a for a in NANO if not a.startswith('--config.seq_len')] + ['--config.seq_len=128']
+  run_train(workdir, *args, '--config.attention=xla', '--config.steps=20')
+  out = run_train(workdir, *args, check=False)  # resumes to 40 steps under `auto`
+  assert out.returncode == 0, out.stderr
+  with open(os.path.join(workdir, 'config.json')) as f:
+    assert json.load(f)['attention'] == 'xla'
+  assert run_json(workdir)['status'] == 'completed' and rows(workdir)[-1]['step'] == 40
+
+
 def test_completed_run_is_not_redone(tmp_path, straight):
   workdir = copy_run(straight, tmp_path)
   before = rows(workdir)

@@ -79,7 +79,8 @@ class Attention(nnx.Module):
     K = D // H
     self.dtype = dtype
     self.scale = initialization.attention_scale(cfg, K)  # None: sp's 1/√K
-    self.kernel = precision.attention_kernel(cfg.get('attention', 'auto'), jnp.dtype(dtype).name, K)
+    self.kernel = precision.attention_kernel(cfg.get('attention', 'auto'), jnp.dtype(dtype).name, K,
+                                             causal=False, seq_len=(cfg.image_size // cfg.patch)**2)
     rules = initialization.dit_rules(cfg)
     self.w_qkv = param(rngs, rules['attn/w_qkv'], (D, 3, H, K), ('embed', None, 'heads', 'kv'))
     self.b_qkv = param(rngs, rules['attn/b_qkv'], (3, H, K), (None, 'heads', 'kv'))

@@ -11,6 +11,7 @@ from ml_collections import config_dict
 
 from scaling import precision
 from scaling.models import initialization, layer_stack
+from scaling.models.causal_attention import blocked_causal_attention
 from scaling.models.dense_gelu import dense_gelu
 
 
@@ -51,7 +52,8 @@ class CausalAttention(nnx.Module):
     K = D // H
     self.dtype = dtype
     self.scale = initialization.attention_scale(cfg, K)  # None: sp's 1/√K
-    self.kernel = precision.attention_kernel(cfg.get('attention', 'auto'), jnp.dtype(dtype).name, K)
+    self.kernel = precision.attention_kernel(cfg.get('attention', 'auto'), jnp.dtype(dtype).name, K,
+                                             causal=True, seq_len=cfg.seq_len)
     rules = initialization.lm_rules(cfg)
     self.wq = param(rngs, rules['attn/wq'], (D, H, K), ('embed', 'heads', 'kv'))
     self.wk = param(rngs, rules['attn/wk'], (D, H, K), ('embed', 'heads', 'kv'))
@@ -64,9 +66,13 @@ class CausalAttention(nnx.Module):
     q_BxLxHxK = rope(jnp.einsum('bld,dhk->blhk', x_BxLxD, w(self.wq)))
     k_BxLxHxK = rope(jnp.einsum('bld,dhk->blhk', x_BxLxD, w(self.wk)))
     v_BxLxHxK = jnp.einsum('bld,dhk->blhk', x_BxLxD, w(self.wv))
-    # Scores and softmax in float32 (jax's XLA path); cuDNN's fused kernel on a GPU in bf16.
-    out_BxLxHxK = jax.nn.dot_product_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, scale=self.scale,
-                                               is_causal=True, implementation=self.kernel)
+    # Scores and softmax in float32 (XLA paths); cuDNN's fused kernel on a GPU in bf16.
+    if self.kernel == 'blocked':
+      out_BxLxHxK = blocked_causal_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, self.scale)
+    else:
+      out_BxLxHxK = jax.nn.dot_product_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK,
+                                                 scale=self.scale, is_causal=True,
+                                                 implementation=self.kernel)
     return jnp.einsum('blhk,hkd->bld', out_BxLxHxK, w(self.wo))
 
 
