@@ -5,8 +5,9 @@ masks half of them, and differentiates through the masked half too. Here the que
 into N_BLOCKS blocks, and block i scores only the keys up to its own end, so 1 - (n+1)/(2n) of
 the scores (3/8 for n = 4) are never computed, forward or backward. Each query's softmax still
 runs over all of its keys at once, so the result is exact, not an online-softmax approximation;
-only the diagonal key block needs a mask. On XLA:CPU the step is faster for it
-(docs/performance.md); on GPUs the fused cuDNN kernel already skips the masked blocks.
+only the diagonal key block needs a mask. On XLA:CPU the train step is faster for it from
+sequence 128 on (docs/performance.md); on a GPU in bf16, `attention=auto` takes cuDNN's fused
+kernel instead (scaling/precision.py).
 """
 
 import jax
