@@ -69,5 +69,6 @@ def get_config(arg: str = 'size=tiny') -> config_dict.ConfigDict:
   c.model.parameterization = c.get_ref('parameterization')  # sp | mup (docs/mup.md)
   c.model.attention = c.get_ref('attention')  # auto | xla | cudnn | blocked (scaling/precision.py)
   c.model.scan_layers = False  # one lax.scan over the blocks: compile time flat in depth
+  c.model.remat = 'none'  # none | dots | full: recompute activations in the backward, for memory
   c.model.base_width = c.get_ref('base_width')
   return c

@@ -12,7 +12,7 @@ from ml_collections import config_dict
 
 from scaling import optim, precision, sharding
 from scaling.errors import ConfigError
-from scaling.models import initialization
+from scaling.models import initialization, layer_stack
 from scaling.tasks import TASKS
 
 # Counts that must be at least 1 wherever a config has them: 0 or less divides by zero, loops
@@ -48,6 +48,9 @@ def check_fields(c: config_dict.ConfigDict, schedule: bool = True) -> None:
   if c.get('attention') == 'blocked' and c.task not in precision.CAUSAL_TASKS:
     raise ConfigError(f'attention: blocked is causal attention, and the {c.task} task attends '
                       'both ways; use auto or xla')
+  remat = _get(c, 'model.remat')
+  if remat is not None and remat not in layer_stack.REMAT:
+    raise ConfigError(f'model.remat: unknown {remat!r}; use one of {", ".join(layer_stack.REMAT)}')
   for field in POSITIVE:
     value = _get(c, field)
     if value is not None and not value >= 1:

@@ -20,6 +20,20 @@ def _to_json(value):
   return float(value) if value.ndim == 0 else value.tolist()
 
 
+def final_values(rows) -> dict:
+  """run.json's `final` from metrics rows in their order: the last train row's counts and loss,
+  and the last eval row's loss with each measured mean and its standard error."""
+  final = {}
+  for row in rows:
+    if 'train_loss' in row:
+      final |= {k: row[k] for k in ('step', 'tokens', 'flops', 'train_loss')}
+    if 'eval_loss' in row:
+      final['eval_loss'] = row['eval_loss']
+      for name in (k for k in row if k.endswith('_stderr')):  # each mean travels with its noise
+        final |= {name: row[name], name.removesuffix('_stderr'): row[name.removesuffix('_stderr')]}
+  return final
+
+
 class Accounting:
 
   def __init__(self, c, described: dict, mesh: jax.sharding.Mesh):
@@ -80,7 +94,7 @@ class Accounting:
               'mfu': flops.mfu(self.flops_per_token['chinchilla'], tokens_per_s, self.peak,
                                self.n_devices)}
       self.timer = (step, now)
-    self.final |= {k: row[k] for k in ('step', 'tokens', 'flops', 'train_loss')}
+    self.final |= final_values([row])
     return row
 
   def eval_row(self, step: int, values: dict) -> dict:
@@ -89,9 +103,7 @@ class Accounting:
     errors = {k.removesuffix(stderr.SUFFIX) + '_stderr': stderr.from_moments(v, self.n_eval_rows)
               for k, v in values.items() if k.endswith(stderr.SUFFIX)}
     row = self._counts(step) | {k: _to_json(v) for k, v in means.items()} | errors
-    self.final['eval_loss'] = row['eval_loss']
-    for name in errors:  # each measured mean travels with its noise
-      self.final |= {name: row[name], name.removesuffix('_stderr'): row[name.removesuffix('_stderr')]}
+    self.final |= final_values([row])
     if self.timer is not None:  # eval time is not training time; the window was flushed before
       self.timer = (step, time.perf_counter())
     return row

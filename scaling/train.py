@@ -8,6 +8,7 @@ with the same workdir resumes from the latest valid checkpoint; `--verbose` show
 behind a one-line error.
 """
 
+import json
 import math
 import os
 import signal
@@ -21,7 +22,7 @@ from ml_collections import config_flags
 from scaling import checkpoint, checks, configfile, precision, sharding, steps
 from scaling.errors import ConfigError
 from scaling.jsonfile import read_json
-from scaling.metrics import Accounting
+from scaling.metrics import Accounting, final_values
 from scaling.rundir import RunDir, environment
 from scaling.tasks import TASKS
 
@@ -58,8 +59,13 @@ def train(c, rundir: RunDir, data) -> str:
     state, meta = checkpoint.restore_fork(c, fns.abstract_state)
     rundir.update(forked_from={'workdir': os.path.abspath(c.init_from), 'step': c.init_step})
   state, start = (fns.init(), 0) if state is None else (state, meta['step'])
-  if start >= c.steps:
-    return 'completed'  # a finished run, started again: nothing to redo
+  if start >= c.steps:  # a finished run, started again: nothing to train
+    if not forked and rundir.run.get('final', {}).get('step') != start:
+      # Killed between its last checkpoint and its end: the checkpoint holds the rows since the
+      # one before, the last train and eval rows among them.
+      task.finish(fns.model(state), c, rundir.workdir)
+      rundir.update(final=final_values(json.loads(row) for row in meta['metrics_rows']))
+    return 'completed'
 
   eval_batches = [sharding.global_batch(b, mesh) for b in data.eval_batches()]
   accounting = Accounting(c, described, mesh)

@@ -120,6 +120,7 @@ TRAIN = [
     ('dtype', ['--config.dtype=float16'], 'dtype'),
     ('task', ['--config.task=vision'], 'task'),
     ('mlp', ['--config.model.mlp=relu'], 'model.mlp'),
+    ('remat', ['--config.model.remat=everything'], 'model.remat'),
     ('vocab_size', ['--config.model.vocab_size=100'], 'model.vocab_size'),
     ('d_model=0', ['--config.model.d_model=0'], 'model.d_model'),
     ('n_layer=0', ['--config.model.n_layer=0'], 'model.n_layer'),

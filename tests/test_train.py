@@ -165,6 +165,20 @@ def test_completed_run_is_not_redone(tmp_path, straight):
   assert rows(workdir) == before and run_json(workdir)['status'] == 'completed'
 
 
+def test_a_run_killed_after_its_last_checkpoint_finishes_when_relaunched(tmp_path, straight):
+  """A SIGKILL after the last checkpoint, during the task's finish, leaves run.json `running`
+  without `final`: the relaunch trains nothing and writes the same `final` the run would have."""
+  workdir = copy_run(straight, tmp_path)
+  run = run_json(workdir)
+  killed = {k: v for k, v in run.items() if k != 'final'} | {'status': 'running'}
+  write_json(os.path.join(workdir, 'run.json'), killed)
+  before = rows(workdir)
+  run_train(workdir, *NANO)
+  assert run_json(workdir)['status'] == 'completed'
+  assert run_json(workdir)['final'] == run['final'] and run['final']['step'] == 40
+  assert rows(workdir) == before
+
+
 def test_truncated_metrics_are_rewritten_to_end_like_an_uninterrupted_run(tmp_path, straight):
   """A kill mid-write cuts the last line; a crash before the page cache reached the disk can cut
   more rows: those since the checkpoint before the latest one (30) are in the latest's copy."""

@@ -167,7 +167,7 @@ class DiT(nnx.Module):
     check_shape(cfg)
     D, P, C = cfg.d_model, cfg.patch, cfg.channels
     self.dtype, self.patch = dtype, P
-    self.scan_layers = cfg.get('scan_layers', False)
+    self.scan_layers, self.remat = cfg.get('scan_layers', False), cfg.get('remat', 'none')
     self.output_multiplier = initialization.output_multiplier(cfg)  # μP's base/width; None: sp
     rules = initialization.dit_rules(cfg)
     self.w_patch = param(rngs, rules['w_patch'], (P * P * C, D), (None, 'embed'))
@@ -200,7 +200,8 @@ class DiT(nnx.Module):
     pos_TxD = sincos_2d(z_BxHxWxC.shape[1] // self.patch, self.w_patch.shape[1])
     x_BxTxD = tokens_BxTxF @ w(self.w_patch) + w(self.b_patch) + pos_TxD.astype(self.dtype)
     c_BxD = self.cond(t_B, label_B, drop_key)
-    x_BxTxD = layer_stack.apply(self.blocks, x_BxTxD, c_BxD, scan=self.scan_layers)
+    x_BxTxD = layer_stack.apply(self.blocks, x_BxTxD, c_BxD, scan=self.scan_layers,
+                                   remat=self.remat)
     shift_BxD, scale_BxD = self.final_modulation(c_BxD)
     x_BxTxD = modulate(layer_norm(x_BxTxD), shift_BxD, scale_BxD)
     out_BxTxF = jnp.einsum('btd,df->btf', x_BxTxD, w(self.w_out),

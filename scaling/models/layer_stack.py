@@ -10,6 +10,12 @@ update per kind of parameter, whatever the depth (docs/performance.md).
 Stacking inside the forward pass of an unrolled model instead would keep per-layer parameters,
 but then the optimizer update stays one program per layer and parameter, and its compile time
 still grows with depth.
+
+`model.remat` trades compute for activation memory, per block, as MaxText's `remat_policy` does:
+`none` keeps every activation of the forward pass for the backward, `dots` keeps only the outputs
+of the matmuls that have no batch dimension (the projections and the MLP's; attention's scores,
+softmax, norms and activations are recomputed), `full` keeps only each block's input and
+recomputes the block. The gradients are the same either way (tests/test_layer_stack.py).
 """
 
 from typing import Callable
@@ -18,6 +24,9 @@ import jax
 from flax import nnx
 
 LAYERS = 'layers'  # the logical name of the stacked axis (scaling/sharding.py: never sharded)
+REMAT = {'none': None,
+         'dots': jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+         'full': jax.checkpoint_policies.nothing_saveable}
 
 
 def make(make_block: Callable[[nnx.Rngs], nnx.Module], n_layer: int, rngs: nnx.Rngs, *,
@@ -34,15 +43,24 @@ def make(make_block: Callable[[nnx.Rngs], nnx.Module], n_layer: int, rngs: nnx.R
   return stacked(rngs)
 
 
-def apply(blocks: nnx.Module, x: jax.Array, *args, scan: bool) -> jax.Array:
-  """x through every block in order; `args` (a condition) are the same for every block."""
+def apply(blocks: nnx.Module, x: jax.Array, *args, scan: bool, remat: str = 'none') -> jax.Array:
+  """x through every block in order; `args` (a condition) are the same for every block; `remat`
+  one of REMAT."""
+
+  def run(graphdef, block_state, x, *args):
+    return nnx.merge(graphdef, block_state)(x, *args)
+
+  if remat != 'none':
+    # prevent_cse=False under scan, where the loop already keeps XLA from merging the recompute
+    # back into the forward pass (jax.checkpoint's documentation).
+    run = jax.checkpoint(run, policy=REMAT[remat], prevent_cse=not scan, static_argnums=(0,))
   if not scan:
     for block in blocks:
-      x = block(x, *args)
+      x = run(*nnx.split(block), x, *args)
     return x
   graphdef, state = nnx.split(blocks)
 
   def body(x, layer_state):
-    return nnx.merge(graphdef, layer_state)(x, *args), None
+    return run(graphdef, layer_state, x, *args), None
 
   return jax.lax.scan(body, x, state)[0]

@@ -6,6 +6,7 @@ the forward pass computes in `dtype` and keeps norms, softmax and logits in floa
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 from ml_collections import config_dict
 
@@ -36,10 +37,14 @@ class RMSNorm(nnx.Module):
 
 def rope(x_BxLxHxK: jax.Array, max_wavelength: float = 10_000.0) -> jax.Array:
   """Rotary embedding on the two halves of each head, in float32."""
+  # The angles' sines and cosines are numpy constants of the program: computed with jnp, XLA:CPU
+  # fused them into each consumer and evaluated them again for every head and batch row, forward
+  # and backward (docs/performance.md).
   _, L, _, K = x_BxLxHxK.shape
-  freq_K2 = max_wavelength ** (-jnp.arange(K // 2, dtype=jnp.float32) / (K // 2))
-  angle_LxK2 = jnp.arange(L, dtype=jnp.float32)[:, None] * freq_K2[None, :]
-  sin, cos = jnp.sin(angle_LxK2)[None, :, None, :], jnp.cos(angle_LxK2)[None, :, None, :]
+  freq_K2 = max_wavelength ** (-np.arange(K // 2) / (K // 2))
+  angle_LxK2 = np.arange(L)[:, None] * freq_K2[None, :]
+  sin = np.sin(angle_LxK2).astype(np.float32)[None, :, None, :]
+  cos = np.cos(angle_LxK2).astype(np.float32)[None, :, None, :]
   x1, x2 = jnp.split(x_BxLxHxK.astype(jnp.float32), 2, axis=-1)
   out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
   return out.astype(x_BxLxHxK.dtype)
@@ -117,7 +122,7 @@ class Transformer(nnx.Module):
   def __init__(self, cfg: config_dict.ConfigDict, *, dtype=jnp.float32, rngs: nnx.Rngs):
     V, D = cfg.vocab_size, cfg.d_model
     self.dtype, self.tied = dtype, cfg.tied_embeddings
-    self.scan_layers = cfg.get('scan_layers', False)
+    self.scan_layers, self.remat = cfg.get('scan_layers', False), cfg.get('remat', 'none')
     self.output_multiplier = initialization.output_multiplier(cfg)  # μP's base/width; None: sp
     rules = initialization.lm_rules(cfg)
     self.embed = param(rngs, rules['embed'], (V, D), ('vocab', 'embed'))
@@ -130,7 +135,7 @@ class Transformer(nnx.Module):
   def __call__(self, tokens_BxL: jax.Array) -> jax.Array:
     with jax.named_scope('embed'):
       x_BxLxD = self.embed[...].astype(self.dtype)[tokens_BxL]
-    x_BxLxD = layer_stack.apply(self.blocks, x_BxLxD, scan=self.scan_layers)
+    x_BxLxD = layer_stack.apply(self.blocks, x_BxLxD, scan=self.scan_layers, remat=self.remat)
     x_BxLxD = self.out_norm(x_BxLxD)
     with jax.named_scope('unembed'):
       w_DxV = self.embed[...].T if self.tied else self.unembed[...]
