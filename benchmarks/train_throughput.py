@@ -13,6 +13,7 @@ time does not depend on the values, and a fresh accelerator host has no datasets
 benchmarks/data_loading.py's). Compilation (`lower().compile()`) is timed apart, then `--warmup`
 untimed steps run, then each of `--steps` steps is timed to its end (the median is reported).
 MFU divides Chinchilla-convention model FLOP/s by the peak of the compute dtype (scaling.flops);
+under `model.remat` the model FLOPs leave out the recomputation, which XLA's count includes;
 `flops_per_s`, `xla_flops_per_step`, `flops_6n_per_step` and `cpu_util` are the fields the peer
 harnesses of ../shared/bench print, for its table.
 """
@@ -102,6 +103,7 @@ def measure(c) -> dict:
   peak_bytes, peak_kind = peak_memory_bytes(device)
   out = {
       'task': c.task, 'size': c.size, 'dtype': c.dtype, 'attention': c.attention,
+      'remat': c.model.get('remat', 'none'), 'scan_layers': c.model.get('scan_layers', False),
       'devices': f'{jax.device_count()} x {device.device_kind}',
       'model': {k: v for k, v in described['model'].items()},
       'batch_size': c.batch_size, 'params': described['n_params'],

@@ -52,6 +52,7 @@ def test_dry_run_sizes_the_lm_batch_from_a_probe(dry_run):
 def test_lm_json_fields_are_consistent(dry_run):
   r = dry_run[1][0]
   assert r['devices'] == '1 x cpu' and r['model']['seq_len'] == 32
+  assert (r['remat'], r['scan_layers']) == ('none', False)
   # nano by hand: 2 layers of 4·32² + 2·32·128 + 2·32 weights, a final norm of 32, embed + unembed 2·256·32.
   assert r['params'] == 2 * (4 * 32**2 + 2 * 32 * 128 + 2 * 32) + 32 + 2 * 256 * 32 == 41120
   assert r['tokens_per_step'] == 8 * 32
