@@ -84,9 +84,7 @@ def test_the_compiled_step_grows_with_depth_only_when_unrolled(scan):
   assert sizes[1] < 1.05 * sizes[0] if scan else sizes[1] > 2 * sizes[0], sizes
 
 
-@pytest.mark.parametrize('task, remat, scan', [('lm', 'dots', False), ('lm', 'full', True),
-                                               ('diffusion', 'full', False),
-                                               ('diffusion', 'dots', True)])
+@pytest.mark.parametrize('task, remat, scan', [('lm', 'full', True), ('diffusion', 'dots', False)])
 def test_remat_trains_as_without_it_over_ten_steps(task, remat, scan):
   c = config(task)
   c.model.scan_layers = scan
