@@ -60,7 +60,7 @@ def train(c, rundir: RunDir, data) -> str:
     rundir.update(forked_from={'workdir': os.path.abspath(c.init_from), 'step': c.init_step})
   state, start = (fns.init(), 0) if state is None else (state, meta['step'])
   if start >= c.steps:  # a finished run, started again: nothing to train
-    if not forked and rundir.run.get('final', {}).get('step') != start:
+    if not forked and (rundir.run.get('final') or {}).get('step') != start:
       # Killed between its last checkpoint and its end: the checkpoint holds the rows since the
       # one before, the last train and eval rows among them.
       task.finish(fns.model(state), c, rundir.workdir)
