@@ -68,6 +68,12 @@ def test_stacked_parameters_carry_an_unsharded_layer_axis(task):
   assert sharding.mesh_spec(blocks[attn]) == expected
 
 
+def compiled_step(c):
+  fns = steps.build(c, TASKS[c.task], sharding.make_mesh(c.mesh))
+  batch = synthetic.batch(c, np.random.default_rng(0))
+  return fns.train_step.lower(fns.abstract_state, batch, 0).compile()
+
+
 @pytest.mark.parametrize('scan', [False, True])
 def test_the_compiled_step_grows_with_depth_only_when_unrolled(scan):
   """Lines of the optimised HLO of the whole step (forward, backward, AdamW) at 2 and 6 layers:
@@ -76,10 +82,7 @@ def test_the_compiled_step_grows_with_depth_only_when_unrolled(scan):
   for n_layer in (2, 6):
     c = config('lm')
     c.model.n_layer, c.model.scan_layers = n_layer, scan
-    fns = steps.build(c, TASKS[c.task], sharding.make_mesh(c.mesh))
-    batch = synthetic.batch(c, np.random.default_rng(0))
-    text = fns.train_step.lower(fns.abstract_state, batch, 0).compile().as_text()
-    sizes.append(text.count('\n'))
+    sizes.append(compiled_step(c).as_text().count('\n'))
   # Unrolled, the 4 more layers add their forward, backward and update (2.6x the lines).
   assert sizes[1] < 1.05 * sizes[0] if scan else sizes[1] > 2 * sizes[0], sizes
 
@@ -91,12 +94,6 @@ def test_remat_trains_as_without_it_over_ten_steps(task, remat, scan):
   kept = ten_losses(c)
   c.model.remat = remat
   np.testing.assert_allclose(ten_losses(c), kept, rtol=1e-5)
-
-
-def compiled_step(c):
-  fns = steps.build(c, TASKS[c.task], sharding.make_mesh(c.mesh))
-  batch = synthetic.batch(c, np.random.default_rng(0))
-  return fns.train_step.lower(fns.abstract_state, batch, 0).compile()
 
 
 def remat_config(remat: str):
