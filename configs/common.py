@@ -1,5 +1,11 @@
 """Training fields shared by every task's config: the loop reads these, the task reads `model`.
-Also the one parser of the `:ARG` after a config or sweep file (`configs/lm.py:size=small`)."""
+Also the one parser of the `:ARG` after a config or sweep file (`configs/lm.py:size=small`).
+
+Each config module declares beside its fields the bound each numeric one must keep, in `CHECKS`
+(field: rule; the rules are scaling/checks.py's RULES). scaling.checks refuses, when it is
+imported, a CHECKS entry that names a field the config lacks, so a mistyped name cannot check
+nothing. Every float field must also be finite, whether or not CHECKS names it.
+"""
 
 from ml_collections import config_dict
 
@@ -79,3 +85,17 @@ def training_config() -> config_dict.ConfigDict:
 
   c.mesh = config_dict.ConfigDict(dict(data=1, fsdp=-1, tensor=1))  # -1: the remaining devices
   return c
+
+
+# The bounds of training_config's fields (count: an integer >= 1; non_negative: >= 0; positive:
+# > 0; unit_closed: in [0, 1]; unit_open: in [0, 1)). Counts of 0 divide by zero, loop forever,
+# evaluate nothing or keep no checkpoint.
+CHECKS = {
+    'steps': 'count', 'budget': 'non_negative', 'batch_size': 'count', 'grad_accum': 'count',
+    'lr': 'positive', 'warmup_steps': 'non_negative', 'min_lr_ratio': 'unit_closed',
+    'cooldown_fraction': 'unit_closed', 'weight_decay': 'non_negative', 'b1': 'unit_open',
+    'b2': 'unit_open', 'grad_clip': 'non_negative', 'base_width': 'non_negative',
+    'log_every': 'count', 'eval_every': 'count', 'eval_batches': 'count',
+    'checkpoint_every': 'count', 'keep_checkpoints': 'count', 'init_step': 'non_negative',
+    'peak_flops': 'non_negative',
+}

@@ -72,3 +72,10 @@ def get_config(arg: str = 'size=tiny') -> config_dict.ConfigDict:
   c.model.remat = 'none'  # none | dots | full: recompute activations in the backward, for memory
   c.model.base_width = c.get_ref('base_width')
   return c
+
+
+CHECKS = common.CHECKS | {  # the bounds of the fields above (configs/common.py)
+    'max_epochs': 'non_negative', 'seq_len': 'count', 'model.n_layer': 'count',
+    'model.d_model': 'count', 'model.n_head': 'count', 'model.d_ff': 'count',
+    'model.vocab_size': 'count', 'model.seq_len': 'count',
+}

@@ -10,6 +10,7 @@ import time
 
 import jax
 import orbax.checkpoint as ocp
+from etils import epath
 
 from scaling.errors import ConfigError
 
@@ -66,19 +67,87 @@ def restore_latest(mngr: ocp.CheckpointManager, abstract_state, quarantine: str 
       mngr.reload()  # forget the moved steps, so that they can be saved again
     return restored
   if steps:
-    raise ConfigError(f'checkpoints: every checkpoint (steps {sorted(steps)}) is damaged; rather '
-                      'than train from scratch silently, this stops: repair or remove '
-                      'checkpoints/, or give a new workdir')
+    raise ConfigError(f'checkpoints: every checkpoint (steps {sorted(steps)}) is damaged (files '
+                      'missing or cut short); rather than train from scratch silently, this stops: '
+                      'restore checkpoints/ from a copy, or give a new workdir')
   return None, None
 
 
-def restore_fork(c, abstract_state):
-  """The state at step c.init_step of the run in c.init_from: where a cooldown branch starts."""
+def read_meta(workdir: str, step: int) -> dict | None:
+  """The meta item of checkpoint `step` (JSON, read without the arrays), or None if unreadable."""
+  path = epath.Path(os.path.abspath(workdir)) / 'checkpoints' / str(step) / 'meta'
+  try:
+    return ocp.JsonCheckpointHandler().restore(path)
+  except Exception:  # pylint: disable=broad-except  # missing or cut: the step is damaged
+    return None
+
+
+def _shapes(tree) -> dict[str, tuple]:
+  """{'blocks/0/attn/wk': shape}: orbax's metadata keys list indices as strings, nnx's as ints."""
+  flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+  name = lambda k: str(getattr(k, 'key', getattr(k, 'idx', k)))
+  return {'/'.join(name(k) for k in path): tuple(leaf.shape) for path, leaf in flat}
+
+
+def saved_shapes(directory: str) -> dict[str, tuple] | None:
+  """The shapes of the parameters saved in the checkpoint folder `directory`, read from orbax's
+  metadata without the arrays; None when that is unreadable (the checkpoint is damaged)."""
+  try:
+    return _shapes(ocp.StandardCheckpointer().metadata(os.path.join(directory, 'state'))
+                   .item_metadata['params'])
+  except Exception:  # pylint: disable=broad-except  # missing or cut metadata
+    return None
+
+
+def mismatch(directory: str, abstract_state) -> str | None:
+  """How the parameters saved in the checkpoint folder `directory` differ from the model's
+  (another shape, vocabulary or width), or None when they match or the metadata is unreadable
+  (a damaged checkpoint, which restoring reports)."""
+  saved = saved_shapes(directory)
+  if saved is None:
+    return None
+  wanted = _shapes(abstract_state['params'])
+  differ = [f'{k}: {saved.get(k, "absent")} saved, {wanted.get(k, "absent")} in this model'
+            for k in sorted(saved.keys() | wanted.keys()) if saved.get(k) != wanted.get(k)]
+  if not differ:
+    return None
+  return f'{differ[0]}' + (f'; {len(differ) - 1} more parameters differ' if len(differ) > 1 else '')
+
+
+def check_matches(workdir: str, abstract_state) -> None:
+  """Refuses, before anything is written or restored, a model that the run's checkpoints were not
+  saved from: their files are intact, so this is never reported as damage."""
+  folder = os.path.join(os.path.abspath(workdir), 'checkpoints')
+  steps = sorted(int(n) for n in os.listdir(folder) if n.isdigit()) if os.path.isdir(folder) else []
+  for step in steps:
+    why = mismatch(os.path.join(folder, str(step)), abstract_state)
+    if why:
+      raise ConfigError(f'checkpoints: step {step} holds another model than this config builds '
+                        f'({why}); the checkpoint is intact, not damaged: rerun with the config it '
+                        'was trained with (kept in its checkpoints; see config.json), or give a new '
+                        'workdir')
+
+
+def check_fork(c, abstract_state) -> None:
+  """init_from's checkpoint at init_step exists and holds this model's parameters: checked before
+  the new run's directory is made, so a refused fork leaves nothing behind."""
   mngr = manager(c.init_from, keep=None, create=False)
   if c.init_step not in mngr.all_steps():
     raise ConfigError(f'init_step: {c.init_from} has no checkpoint at step {c.init_step}; it has '
                       f'{sorted(mngr.all_steps())}')
-  return restore(mngr, abstract_state, c.init_step)
+  directory = os.path.join(str(mngr.directory), str(c.init_step))
+  if saved_shapes(directory) is None or read_meta(c.init_from, c.init_step) is None:
+    raise ConfigError(f'init_from: the checkpoint at step {c.init_step} of {c.init_from} is '
+                      'damaged (files missing or cut short); fork from another of its steps')
+  why = mismatch(directory, abstract_state)
+  if why:
+    raise ConfigError(f'init_from: step {c.init_step} of {c.init_from} holds another model than '
+                      f'this config builds ({why}); fork a run of the same shape and vocabulary')
+
+
+def restore_fork(c, abstract_state):
+  """The state at step c.init_step of the run in c.init_from: where a cooldown branch starts."""
+  return restore(manager(c.init_from, keep=None, create=False), abstract_state, c.init_step)
 
 
 def abstract(state_shapes, shardings):

@@ -10,29 +10,81 @@ import os
 import jax
 from ml_collections import config_dict
 
-from scaling import optim, precision, sharding
+from configs import dit as dit_config
+from configs import lm as lm_config
+from scaling import optim, precision, run_identity, sharding
+from scaling.data import spec
 from scaling.errors import ConfigError
 from scaling.models import initialization, layer_stack
 from scaling.tasks import TASKS
 
-# Counts that must be at least 1 wherever a config has them: 0 or less divides by zero, loops
-# forever, evaluates nothing or keeps no checkpoint.
-POSITIVE = ('steps', 'batch_size', 'grad_accum', 'log_every', 'eval_every', 'eval_batches',
-            'checkpoint_every', 'keep_checkpoints', 'seq_len', 'model.n_layer', 'model.d_model',
-            'model.n_head', 'model.d_ff', 'model.vocab_size', 'model.seq_len', 'model.patch',
-            'model.image_size', 'model.channels', 'model.mlp_ratio', 'model.freq_dim',
-            'diffusion.eval_grid', 'diffusion.sample_steps', 'diffusion.n_samples')
-NON_NEGATIVE = ('warmup_steps', 'init_step', 'weight_decay', 'grad_clip', 'peak_flops',
-                'budget', 'model.num_classes')
+# The rules a config module's CHECKS may name (configs/common.py): (holds, what it says otherwise).
+RULES = {
+    'count': (lambda v: v >= 1, 'must be at least 1'),
+    'non_negative': (lambda v: v >= 0, 'must be 0 or more'),
+    'positive': (lambda v: v > 0, 'must be a positive number'),
+    'unit_closed': (lambda v: 0 <= v <= 1, 'must be in [0, 1]'),
+    'unit_open': (lambda v: 0 <= v < 1, 'must be in [0, 1)'),
+}
+CONFIGS = {'lm': lm_config, 'diffusion': dit_config}  # each task's config module
+_MISSING = object()
 
 
 def _get(c: config_dict.ConfigDict, path: str):
   node = c
   for key in path.split('.'):
     if not isinstance(node, config_dict.ConfigDict) or key not in node:
-      return None
+      return _MISSING
     node = node[key]
   return node
+
+
+def declared_checks(module) -> dict[str, str]:
+  """A config module's CHECKS, each field proven to exist in its default config and each rule
+  known: a typo in a field name fails here, at import, rather than checking nothing."""
+  default = module.get_config()
+  for field, rule in module.CHECKS.items():
+    if _get(default, field) is _MISSING:
+      raise ImportError(f'{module.__file__}: CHECKS names {field!r}, which its config lacks; fix '
+                        'the name')
+    if rule not in RULES:
+      raise ImportError(f'{module.__file__}: CHECKS gives {field!r} the unknown rule {rule!r}; '
+                        f'use one of {", ".join(RULES)}')
+  return dict(module.CHECKS)
+
+
+def fields_exist(fields: tuple[str, ...], where: str) -> None:
+  """Every field is in some task's default config (for lists of field names kept elsewhere)."""
+  defaults = [module.get_config() for module in CONFIGS.values()]
+  for field in fields:
+    if all(_get(d, field) is _MISSING for d in defaults):
+      raise ImportError(f'{where} names {field!r}, which no config has; fix the name')
+
+
+DECLARED = {task: declared_checks(module) for task, module in CONFIGS.items()}
+fields_exist(run_identity.MUTABLE + run_identity.MOVABLE, 'scaling/run_identity.py')
+
+
+def _leaves(d, prefix: str = ''):
+  for key, value in d.items():
+    if isinstance(value, (dict, config_dict.ConfigDict)):
+      yield from _leaves(value, f'{prefix}{key}.')
+    else:
+      yield f'{prefix}{key}', value
+
+
+def check_numbers(c: config_dict.ConfigDict) -> None:
+  """Every float finite, then each declared bound (a declared field the config lacks is refused)."""
+  for field, value in _leaves(c):
+    if isinstance(value, float) and not math.isfinite(value):
+      raise ConfigError(f'{field}: {value} is not a finite number; give a finite value')
+  for field, rule in DECLARED[c.task].items():
+    value = _get(c, field)
+    if value is _MISSING:
+      raise ConfigError(f'{field}: missing from the config; start from configs/ and override it')
+    holds, says = RULES[rule]
+    if not holds(value):
+      raise ConfigError(f'{field}: {value} {says}')
 
 
 def check_fields(c: config_dict.ConfigDict, schedule: bool = True) -> None:
@@ -48,27 +100,10 @@ def check_fields(c: config_dict.ConfigDict, schedule: bool = True) -> None:
   if c.get('attention') == 'blocked' and c.task not in precision.CAUSAL_TASKS:
     raise ConfigError(f'attention: blocked is causal attention, and the {c.task} task attends '
                       'both ways; use auto or xla')
-  remat = _get(c, 'model.remat')
-  if remat is not None and remat not in layer_stack.REMAT:
-    raise ConfigError(f'model.remat: unknown {remat!r}; use one of {", ".join(layer_stack.REMAT)}')
-  for field in POSITIVE:
-    value = _get(c, field)
-    if value is not None and not value >= 1:
-      raise ConfigError(f'{field}: {value} must be at least 1')
-  for field in NON_NEGATIVE:
-    value = _get(c, field)
-    if value is not None and not value >= 0:
-      raise ConfigError(f'{field}: {value} must be 0 or more')
-  if not (math.isfinite(c.lr) and c.lr > 0):
-    raise ConfigError(f'lr: {c.lr} must be a positive number (the peak learning rate)')
-  for field in ('b1', 'b2'):
-    if not 0 <= c[field] < 1:
-      raise ConfigError(f'{field}: {c[field]} must be in [0, 1) (an Adam moment decay)')
-  if not 0 <= c.min_lr_ratio <= 1:
-    raise ConfigError(f'min_lr_ratio: {c.min_lr_ratio} must be in [0, 1]')
-  dropout = _get(c, 'model.label_dropout')
-  if dropout is not None and not 0 <= dropout < 1:
-    raise ConfigError(f'model.label_dropout: {dropout} must be in [0, 1)')
+  if c.model.remat not in layer_stack.REMAT:
+    raise ConfigError(f'model.remat: unknown {c.model.remat!r}; use one of '
+                      f'{", ".join(layer_stack.REMAT)}')
+  check_numbers(c)
   if c.init_from and not os.path.isdir(os.path.join(c.init_from, 'checkpoints')):
     raise ConfigError(f'init_from: {c.init_from!r} is not a run directory with checkpoints; give '
                       'the workdir of the run to fork from')
@@ -88,10 +123,7 @@ def check_schedule(c: config_dict.ConfigDict) -> None:
 
 
 def _check_data_paths(c: config_dict.ConfigDict) -> None:
-  kind, sep, path = c.dataset.partition(':')
-  if sep and kind != 'tfds' and not os.path.isdir(path):
-    raise ConfigError(f'dataset: {path!r} (from {c.dataset!r}) is not a folder; give an existing '
-                      f'folder after {kind}:')
+  spec.check_folder(spec.parse(c.dataset, family=TASKS[c.task].DATA))
   if c.data_dir and not os.path.isdir(c.data_dir):
     raise ConfigError(f'data_dir: {c.data_dir!r} is not a folder; give the folder holding the '
                       'prepared datasets, or leave it empty')

@@ -21,8 +21,6 @@ def check_config(c: config_dict.ConfigDict) -> None:
   if c.cooldown_shape not in COOLDOWN_SHAPES:
     raise ConfigError(f'cooldown_shape: unknown {c.cooldown_shape!r}; '
                       f'use one of {", ".join(COOLDOWN_SHAPES)}')
-  if not 0.0 <= c.cooldown_fraction <= 1.0:
-    raise ConfigError(f'cooldown_fraction: {c.cooldown_fraction} is not in [0, 1]')
   if not 0 <= c.warmup_steps <= c.steps:
     raise ConfigError(f'warmup_steps: {c.warmup_steps} must be in [0, steps={c.steps}]')
 

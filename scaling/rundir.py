@@ -19,13 +19,12 @@ import time
 
 import flax
 import jax
-import numpy as np
 import optax
 from ml_collections import config_dict
 from tensorboardX import SummaryWriter
 from tqdm import tqdm
 
-from scaling import checkpoint, optim
+from scaling import checkpoint, run_identity
 from scaling.errors import ConfigError
 from scaling.jsonfile import read_json, write_json_atomic  # re-exported: the sweep reads them here
 
@@ -33,11 +32,9 @@ FORMAT_VERSION = 1
 LOCK = 'lock.json'
 HEARTBEAT_S = 30.0  # the lock's owner rewrites its heartbeat this often
 STALE_AFTER_S = 300.0  # a lock whose heartbeat is older than this is abandoned (any host)
-# Fields a rerun may change: when to log, evaluate and checkpoint, and how devices are laid out.
-# None of them changes what a step computes. `steps` may change too when the learning rate of
-# every step already trained stays the same (check_changes).
-MUTABLE = ('log_every', 'eval_every', 'checkpoint_every', 'keep_checkpoints', 'peak_flops',
-           'mesh.data', 'mesh.fsdp', 'mesh.tensor')
+RUN_JSON_FIX = ('remove it to go on: the run resumes from its checkpoints and writes a new one, '
+                'without the wall time and config changes the old one held')
+CONFIG_JSON_FIX = 'restore it, or remove it and rerun with the config the run was trained with'
 
 
 def warn(message: str) -> None:
@@ -105,10 +102,14 @@ class Lock:
       finally:
         os.unlink(tmp)
       holder = _read_lock(self.path)
-      if holder is None:  # released meanwhile, or being replaced: look again
+      if holder is None and os.path.exists(self.path):
+        # Never cut by its owner (hard link or rename of a complete file): edited or damaged.
+        why = 'it is not a complete JSON lock'
+      elif holder is None:  # released meanwhile, or being replaced: look again
         time.sleep(0.05)
         continue
-      why = stale(holder, time.time())
+      else:
+        why = stale(holder, time.time())
       if why is None:
         raise ConfigError(f'workdir: {os.path.dirname(self.path)} is in use by process '
                           f'{holder.get("pid")} on host {holder.get("host")}; wait for it to end '
@@ -155,45 +156,42 @@ class Lock:
 
 
 # ----------------------------------------------------------------------------------------------
-# The config: compared with the stored one before anything is written.
+# What the run is bound to (scaling.run_identity): compared before anything is written.
 # ----------------------------------------------------------------------------------------------
-def _flat(d: dict, prefix: str = '') -> dict:
-  out = {}
-  for k, v in d.items():
-    if isinstance(v, dict):
-      out |= _flat(v, f'{prefix}{k}.')
-    else:
-      out[f'{prefix}{k}'] = v
-  return out
+def stored_record(workdir: str) -> tuple[int | None, dict | None, dict | None]:
+  """(step, config, inputs) that a relaunch of `workdir` must match: those kept in its newest
+  checkpoint that records them, else (checkpoints written before they were recorded) config.json
+  and run.json's. (None, None, None) without a checkpoint: a run with none starts over."""
+  steps = checkpoint_steps(workdir)
+  for step in reversed(steps):
+    meta = checkpoint.read_meta(workdir, step)
+    if meta and 'config' in meta:
+      return step, meta['config'], meta['inputs']
+  if not steps:
+    return None, None, None
+  config = read_json(os.path.join(workdir, 'config.json'), fix=CONFIG_JSON_FIX)
+  run = read_json(os.path.join(workdir, 'run.json'), fix=RUN_JSON_FIX) or {}
+  inputs = run.get('inputs') or ({'fingerprint': run['dataset']['fingerprint']}
+                                 if run.get('dataset') else None)
+  return steps[-1], config, inputs
 
 
-def config_changes(stored: dict, new: dict) -> dict[str, list]:
-  """{field: [stored, new]} for the fields both configs have and that differ. A field only one
-  has comes from another version of the code, not from the user, and is not a change."""
-  a, b = _flat(stored), _flat(new)
-  return {k: [a[k], b[k]] for k in sorted(a.keys() & b.keys()) if a[k] != b[k]}
-
-
-def check_changes(changes: dict, stored: dict, c: config_dict.ConfigDict,
-                  trained: int) -> None:
-  """Refuses a change outside MUTABLE, or of `steps` that alters the lr of a trained step."""
-  refused = [k for k in changes if k not in MUTABLE and k != 'steps']
-  if refused:
-    shown = ', '.join(f'{k} ({changes[k][0]!r} -> {changes[k][1]!r})' for k in refused)
-    raise ConfigError(f'config: this workdir was trained with other values of {shown}; rerun '
-                      'with the stored values (see config.json), or fork a new run with '
-                      '--config.init_from=WORKDIR --config.init_step=STEP')
-  if 'steps' in changes:
-    if c.steps < trained:
-      raise ConfigError(f'steps: {c.steps} is below the {trained} steps this workdir has already '
-                        'trained; give at least that many')
-    old, new = optim.schedule(config_dict.ConfigDict(stored)), optim.schedule(c)
-    s = np.arange(trained)
-    if not np.array_equal(np.asarray(old(s)), np.asarray(new(s))):
-      raise ConfigError(f'steps: changing it from {changes["steps"][0]} to {c.steps} changes the '
-                        f'{c.schedule} learning rate of steps already trained (0-{trained - 1}); '
-                        'keep it, or fork with init_from (schedule=constant or wsd can be extended '
-                        'until their decay starts)')
+def check_relaunch(workdir: str, c: config_dict.ConfigDict, inputs: dict) -> dict:
+  """The config changes of a relaunch against the stored record, {} for a new run; refuses a
+  change of the inputs or of a field outside the allowed ones (scaling.run_identity)."""
+  step, stored, stored_inputs = stored_record(workdir)
+  if step is None or stored is None:
+    return {}
+  if stored_inputs is not None:
+    run_identity.check_inputs(run_identity.input_changes(stored_inputs, inputs), c.dataset, step)
+  changes = run_identity.config_changes(stored, json.loads(c.to_json_best_effort()))
+  if stored_inputs is None:  # nothing to prove that a moved dataset holds the same data
+    moved = [k for k in changes if k in run_identity.MOVABLE]
+    if moved:
+      raise ConfigError(f'{moved[0]}: changed since step {step}, and this run recorded no inputs '
+                        'to compare the data with; keep the stored value (see config.json)')
+  run_identity.check_changes(changes, stored, c, step)
+  return {'step': step, 'fields': changes} if changes else {}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -224,6 +222,7 @@ def environment(c, mesh: jax.sharding.Mesh, data) -> dict:
                    'python': platform.python_version()},
       'git_commit': git_commit(),
       'dataset': {'name': data.name, 'fingerprint': data.fingerprint},
+      'inputs': data.inputs,
   }
 
 
@@ -250,21 +249,27 @@ def checkpoint_steps(workdir: str) -> list[int]:
 class RunDir:
   """Open with RunDir.open; everything the loop writes into the workdir goes through here."""
 
-  def __init__(self, workdir: str, primary: bool, lock: Lock | None, keep: int):
+  def __init__(self, workdir: str, primary: bool, lock: Lock | None, c: config_dict.ConfigDict,
+               inputs: dict):
     self.workdir, self.primary, self.lock = workdir, primary, lock
+    # Kept in every checkpoint too, so that a lost or edited config.json cannot change them.
+    self.record = {'config': json.loads(c.to_json_best_effort()), 'inputs': inputs}
     self.run_path = os.path.join(workdir, 'run.json')
     self.metrics_path = os.path.join(workdir, 'metrics.jsonl')
-    self.run = read_json(self.run_path) or {'format_version': FORMAT_VERSION, 'wall_time_s': 0.0}
+    self.run = (read_json(self.run_path, fix=RUN_JSON_FIX)
+                or {'format_version': FORMAT_VERSION, 'wall_time_s': 0.0})
     self._wall_base, self._start = self.run.get('wall_time_s', 0.0), time.time()
     self._metrics = self._tb = self._bar = None
     # metrics.jsonl's size at the last checkpoint and the lines written since: every checkpoint
     # keeps both, so a resume can rewrite the file to end exactly where the checkpoint is.
     self._offset, self._since = 0, []
-    self.mngr = checkpoint.manager(workdir, keep)
+    self.mngr = checkpoint.manager(workdir, c.keep_checkpoints)
 
   @classmethod
-  def open(cls, workdir: str, c: config_dict.ConfigDict, primary: bool) -> 'RunDir':
-    """Checks the workdir, locks it and compares the config (all before any write), then writes
+  def open(cls, workdir: str, c: config_dict.ConfigDict, primary: bool, inputs: dict,
+           abstract_state) -> 'RunDir':
+    """Checks the workdir, locks it, compares the config and the inputs with what the run was
+    trained on and its checkpoints with the model (all before any write), then writes
     config.json. Raises ConfigError with nothing in the workdir changed."""
     lock = None
     if primary:
@@ -276,21 +281,17 @@ class RunDir:
         raise ConfigError(f'workdir: cannot write {workdir} ({e.strerror}); give a path you can '
                           'write') from e
     try:
-      new = json.loads(c.to_json_best_effort())
-      stored = read_json(os.path.join(workdir, 'config.json'))
-      trained = checkpoint_steps(workdir)
-      changes = config_changes(stored, new) if stored is not None and trained else {}
-      if changes:
-        check_changes(changes, stored, c, trained[-1])
-      rundir = cls(workdir, primary, lock, c.keep_checkpoints)
+      changes = check_relaunch(workdir, c, inputs)
+      checkpoint.check_matches(workdir, abstract_state)  # another model: never called damage
+      rundir = cls(workdir, primary, lock, c, inputs)
     except BaseException:
       if lock is not None:
         lock.release()
       raise
     if changes:
-      warn(f'config changed since step {trained[-1]}: '
-           + ', '.join(f'{k} {a!r} -> {b!r}' for k, (a, b) in changes.items()))
-      rundir.run.setdefault('config_changes', []).append({'step': trained[-1], 'fields': changes})
+      warn(f'config changed since step {changes["step"]}: '
+           + ', '.join(f'{k} {a!r} -> {b!r}' for k, (a, b) in changes['fields'].items()))
+      rundir.run.setdefault('config_changes', []).append(changes)
     if primary:
       with open(os.path.join(workdir, 'config.json.tmp'), 'w') as f:
         f.write(c.to_json_best_effort(indent=2))
@@ -351,7 +352,7 @@ class RunDir:
   def checkpoint(self, step: int, state, seed: int, window: list[dict]) -> None:
     """Saves `state` at `step` (asynchronously) with the rows logged since the last checkpoint."""
     checkpoint.save(self.mngr, step, state, seed, window, metrics_offset=self._offset,
-                    metrics_rows=self._since)
+                    metrics_rows=self._since, **self.record)
     self._offset = self._metrics.tell() if self._metrics else 0
     self._since = []
 

@@ -6,7 +6,6 @@ The model is rebuilt from DIR/config.json on one device; a diffusion run's grid 
 DIR/samples.png (or --out), an LM run's samples are printed, one per line of `--num` lines.
 """
 
-import json
 import os
 import sys
 
@@ -16,8 +15,9 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_dict
 
-from scaling import checkpoint, rundir, sharding, steps
+from scaling import checkpoint, run_identity, rundir, sharding, steps
 from scaling.errors import ConfigError
+from scaling.jsonfile import read_json
 from scaling.tasks import TASKS
 from scaling.tasks import diffusion as diffusion_task
 from scaling.tasks import lm as lm_task
@@ -57,13 +57,48 @@ def encode_prompt(tokenizer, prompt: str, seq_len: int) -> np.ndarray:
   return ids
 
 
-def read_config(workdir: str) -> config_dict.ConfigDict:
-  path = os.path.join(workdir, 'config.json')
-  if not os.path.exists(path):
+def read_config(workdir: str) -> tuple[config_dict.ConfigDict, dict | None]:
+  """(the config the run's checkpoints were trained with, their inputs). That config wins over an
+  edited config.json (with a warning), and stands in for a lost one."""
+  step, stored, inputs = rundir.stored_record(workdir)
+  on_disk = _read_or_warn(os.path.join(workdir, 'config.json'), stored is not None,
+                          rundir.CONFIG_JSON_FIX)
+  if stored is None and on_disk is None:
     raise ConfigError(f'workdir: {workdir!r} has no config.json; '
                       'give a run directory of scaling.train')
-  with open(path) as f:
-    return config_dict.ConfigDict(json.load(f))
+  if stored is not None and on_disk is not None:
+    changed = {k: v for k, v in run_identity.config_changes(stored, on_disk).items()
+               if k not in run_identity.MUTABLE}
+    if changed:
+      rundir.warn(f'config.json differs from the config checkpoint step {step} was trained with ('
+                  + ', '.join(f'{k} {b!r}, trained {a!r}' for k, (a, b) in changed.items())
+                  + '); sampling with the trained one')
+  run = _read_or_warn(os.path.join(workdir, 'run.json'), True, rundir.RUN_JSON_FIX) or {}
+  if step is not None and run.get('status') != 'completed':
+    rundir.warn(f'{workdir} is {run.get("status", "of unknown status")} at step {step} of '
+                f'{(stored or on_disk).get("steps")}, not completed; sampling from that checkpoint')
+  return config_dict.ConfigDict(stored or on_disk), inputs
+
+
+def _read_or_warn(path: str, needless: bool, fix: str) -> dict | None:
+  """A JSON file of the run; when `needless` (the checkpoints hold what it says), a damaged one is
+  a warning rather than an error, since sampling does not need it."""
+  try:
+    return read_json(path, fix=fix)
+  except ConfigError as e:
+    if not needless:
+      raise
+    rundir.warn(f'{e}; sampling goes on without it')
+    return None
+
+
+def check_tokenizer(tokenizer, inputs: dict | None, dataset: str) -> None:
+  """The tokenizer found at the run's dataset is the one it was trained with."""
+  trained = (inputs or {}).get('tokenizer')
+  found = {k: tokenizer.describe().get(k) for k in ('name', 'vocab_size', 'sha256')}
+  if trained and trained != found:
+    raise ConfigError(f'dataset: {dataset} now holds the tokenizer {found}, but the run was '
+                      f'trained with {trained}; put back the data it was trained on')
 
 
 def load_model(workdir: str, c: config_dict.ConfigDict):
@@ -72,6 +107,7 @@ def load_model(workdir: str, c: config_dict.ConfigDict):
   mesh = jax.make_mesh((1, 1, 1), sharding.AXES, devices=jax.devices()[:1],
                        axis_types=(jax.sharding.AxisType.Auto,) * 3)
   fns = steps.build(c, TASKS[c.task], mesh)
+  checkpoint.check_matches(workdir, fns.abstract_state)
   state, meta = checkpoint.restore_latest(checkpoint.manager(workdir, keep=None, create=False),
                                           fns.abstract_state, None, rundir.warn)
   if state is None:
@@ -99,13 +135,14 @@ def lm_text(model, c, tokenizer, prompt_ids: np.ndarray, seed: int) -> list[str]
 
 def main(argv) -> None:
   del argv
-  logging.set_verbosity(logging.WARNING)  # orbax logs every restore at INFO
+  logging.set_verbosity(logging.ERROR)  # orbax logs every restore, and what it looks for, below
   workdir = _WORKDIR.value
   try:
     check_flags()
-    c = read_config(workdir)
+    c, inputs = read_config(workdir)
     if c.task == 'lm':
       tokenizer = lm_task.tokenizer(c)
+      check_tokenizer(tokenizer, inputs, c.dataset)
       prompt_ids = encode_prompt(tokenizer, _PROMPT.value, c.model.seq_len)
     model, step = load_model(workdir, c)
   except ConfigError as e:

@@ -21,9 +21,8 @@ from ml_collections import config_flags
 
 from scaling import checkpoint, checks, configfile, precision, sharding, steps
 from scaling.errors import ConfigError
-from scaling.jsonfile import read_json
 from scaling.metrics import Accounting, final_values
-from scaling.rundir import RunDir, environment
+from scaling.rundir import RunDir, environment, stored_record
 from scaling.tasks import TASKS
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'configs/<task>.py:<arg>', lock_config=True)
@@ -44,13 +43,10 @@ def maybe_initialize_distributed() -> None:
 # ----------------------------------------------------------------------------------------------
 # The loop.
 # ----------------------------------------------------------------------------------------------
-def train(c, rundir: RunDir, data) -> str:
+def train(c, rundir: RunDir, data, mesh: jax.sharding.Mesh, fns: steps.StepFns) -> str:
   task = TASKS[c.task]
-  mesh = sharding.make_mesh(c.mesh)
   described = task.describe(c)
-  preempted = _catch_sigterm()  # before run.json says running: a SIGTERM from here on is a save
   rundir.update(status='running', error=None, **described, **environment(c, mesh, data))
-  fns = steps.build(c, task, mesh)
 
   state, meta = rundir.restore(fns.abstract_state)  # a damaged checkpoint: the one before it
   forked = state is None and bool(c.init_from)
@@ -86,7 +82,7 @@ def train(c, rundir: RunDir, data) -> str:
     # Read once: a signal between two reads must not skip the save. A signal during the last
     # step is no preemption: the run is trained, so it finishes (a preempted run resumed at its
     # end would restore and return without its `final` and its task's outputs).
-    stop = preempted() and done < c.steps
+    stop = bool(STOP_SIGNALS) and done < c.steps
     if done % c.checkpoint_every == 0 or done == c.steps or stop:
       _log_train(accounting.flush(), rundir)  # rows up to `done` are on disk before it
       rundir.checkpoint(done, state, c.seed, accounting.open_window())
@@ -109,10 +105,14 @@ def _log_train(rows: list[dict], rundir: RunDir) -> None:
       raise Diverged(f'train_loss is {row["train_loss"]} at step {row["step"]}')
 
 
-def _catch_sigterm():
-  received = []
-  signal.signal(signal.SIGTERM, lambda *_: received.append(True))
-  return lambda: bool(received)
+STOP_SIGNALS: list[int] = []  # SIGTERM or SIGINT received: checkpoint after this step and stop
+
+
+def _catch_stop_signals() -> None:
+  """SIGTERM (preemption, scancel) and SIGINT (Ctrl-C) both end the run at the next step's end,
+  with a checkpoint and `preempted`, instead of killing it mid-write."""
+  for sig in (signal.SIGTERM, signal.SIGINT):
+    signal.signal(sig, lambda number, _: STOP_SIGNALS.append(number))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -120,7 +120,7 @@ def _catch_sigterm():
 # ----------------------------------------------------------------------------------------------
 def main(argv) -> None:
   del argv
-  logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+  logging.set_verbosity(logging.ERROR)  # orbax logs every save, and what it looks for, below
   c, workdir = _CONFIG.value, _WORKDIR.value
   if not workdir:
     sys.exit('error: --workdir is required; give the run directory to create or resume')
@@ -129,14 +129,21 @@ def main(argv) -> None:
   try:  # bad input stops here, with nothing written
     checks.check_launch(c, jax.device_count(), jax.process_count())
     checks.check_platform(c)
-    # config.json records the dtype and attention kernel computed with; a resume keeps them.
-    precision.resolve(c, read_json(os.path.join(workdir, 'config.json'), damaged_is_missing=True))
+    # The run's record keeps the dtype and attention kernel computed with; a resume keeps them.
+    precision.resolve(c, stored_record(workdir)[1])
     data = TASKS[c.task].make_data(c, jax.process_index(), jax.process_count())  # reads only
-    rundir = _open_everywhere(workdir, c)
+    mesh = sharding.make_mesh(c.mesh)
+    fns = steps.build(c, TASKS[c.task], mesh)
+    if c.init_from:
+      check_fork(c, fns.abstract_state, data.inputs)
+    _catch_stop_signals()  # before run.json says running: a signal from here on is a save
+    rundir = _open_everywhere(workdir, c, data.inputs, fns.abstract_state)
   except ConfigError as e:
     _fail(f'error: {e}')
+  except KeyboardInterrupt:
+    sys.exit('interrupted before training started; nothing was written')
   try:
-    status, fields, message = train(c, rundir, data), {}, None
+    status, fields, message = train(c, rundir, data, mesh, fns), {}, None
   except ConfigError as e:
     status, fields, message = 'failed', {'error': str(e)}, f'error: {e}'
   except Diverged as e:
@@ -148,7 +155,7 @@ def main(argv) -> None:
   if message:
     _fail(message)
   if status == 'preempted':
-    sys.exit(143)
+    sys.exit(128 + STOP_SIGNALS[0])  # 143 for SIGTERM, 130 for SIGINT, as the shell reports them
 
 
 def _fail(message: str) -> None:
@@ -157,13 +164,24 @@ def _fail(message: str) -> None:
   sys.exit(message)
 
 
-def _open_everywhere(workdir: str, c) -> RunDir:
+def check_fork(c, abstract_state, inputs: dict) -> None:
+  """The run forked from holds this model's parameters and was trained with this tokenizer."""
+  checkpoint.check_fork(c, abstract_state)
+  source = stored_record(c.init_from)[2] or {}
+  if source.get('tokenizer') and source['tokenizer'] != inputs['tokenizer']:
+    raise ConfigError(f'init_from: {c.init_from} was trained with the tokenizer '
+                      f'{source["tokenizer"]}, and {c.dataset} has {inputs["tokenizer"]}; fork '
+                      'onto data of the same tokenizer')
+
+
+def _open_everywhere(workdir: str, c, inputs: dict, abstract_state) -> RunDir:
   """RunDir.open on every process; process 0 (the writer) decides for all of them."""
   if jax.process_count() == 1:
-    return RunDir.open(workdir, c, primary=True)
+    return RunDir.open(workdir, c, True, inputs, abstract_state)
   from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
   try:
-    rundir, error = RunDir.open(workdir, c, primary=jax.process_index() == 0), None
+    rundir = RunDir.open(workdir, c, jax.process_index() == 0, inputs, abstract_state)
+    error = None
   except ConfigError as e:
     rundir, error = None, e
   ok = bool(multihost_utils.broadcast_one_to_all(np.int32(error is None)))

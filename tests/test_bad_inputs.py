@@ -10,6 +10,7 @@ tiny completed run, trained once, is the workdir of the cases that need one.
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -132,6 +133,17 @@ TRAIN = [
     ('mesh too big', ['--config.mesh.data=2', '--config.mesh.fsdp=2'], 'mesh'),
     ('mesh two -1', ['--config.mesh.data=-1', '--config.mesh.fsdp=-1'], 'mesh'),
     ('init_from missing', ['--config.init_from=/nonexistent/run'], 'init_from'),
+    ('lr=inf', ['--config.lr=inf'], 'lr'),
+    ('weight_decay=nan', ['--config.weight_decay=nan'], 'weight_decay'),
+    ('grad_clip=inf', ['--config.grad_clip=inf'], 'grad_clip'),
+    ('min_lr_ratio=nan', ['--config.min_lr_ratio=nan'], 'min_lr_ratio'),
+    ('cooldown_fraction=nan', ['--config.cooldown_fraction=nan'], 'cooldown_fraction'),
+    ('b1=nan', ['--config.b1=nan'], 'b1'),
+    ('peak_flops=inf', ['--config.peak_flops=inf'], 'peak_flops'),
+    ('budget=nan', ['--config.budget=nan'], 'budget'),
+    ('max_epochs=inf', ['--config.max_epochs=inf'], 'max_epochs'),
+    ('max_epochs=-inf', ['--config.max_epochs=-inf'], 'max_epochs'),
+    ('eval windows overlap', ['--config.eval_batches=5000'], 'eval_batches'),
 ]
 TRAIN = [(name, [NANO, '--workdir={new}', *argv], field) for name, argv, field in TRAIN] + [
     ('config arg typo', ['--config=configs/lm.py:sise=small', '--workdir={new}'], 'sise'),
@@ -143,6 +155,20 @@ TRAIN = [(name, [NANO, '--workdir={new}', *argv], field) for name, argv, field i
     ('dit dataset', ['--config=configs/dit.py:dataset=imagenet', '--workdir={new}'], 'dataset'),
     ('dit eval_grid', ['--config=configs/dit.py', '--config.diffusion.eval_grid=0',
                        '--workdir={new}'], 'diffusion.eval_grid'),
+    ('dit eval repeats images', ['--config=configs/dit.py', '--config.eval_batches=3',
+                                 '--workdir={new}'], 'eval_batches'),
+    ('dit cfg_scale=nan', ['--config=configs/dit.py', '--config.diffusion.cfg_scale=nan',
+                           '--workdir={new}'], 'diffusion.cfg_scale'),
+    ('dit logsnr_max=inf', ['--config=configs/dit.py', '--config.diffusion.logsnr_max=inf',
+                            '--workdir={new}'], 'diffusion.logsnr_max'),
+    ('dit label_dropout=1', ['--config=configs/dit.py', '--config.model.label_dropout=1.0',
+                             '--workdir={new}'], 'model.label_dropout'),
+    ('init_from another width', [NANO, '--config.init_from={done}', '--config.init_step=4',
+                                 '--config.model.d_model=64', '--workdir={new}'], 'init_from'),
+    ('init_from another depth', [NANO, '--config.init_from={done}', '--config.init_step=4',
+                                 '--config.model.n_layer=3', '--workdir={new}'], 'init_from'),
+    ('init_from a missing step', [NANO, '--config.init_from={done}', '--config.init_step=3',
+                                  '--workdir={new}'], 'init_step'),
     ('workdir missing', [NANO], '--workdir'),
     ('workdir is a file', [NANO, '--workdir={file}'], 'workdir'),
     ('workdir under a file', [NANO, '--workdir={file}/run'], 'workdir'),
@@ -221,6 +247,10 @@ def _in_process(run, capsys) -> tuple[int, list[str]]:
 def run_train(argv: list[str]) -> None:
   from absl import flags
   from scaling import train
+  from scaling.data import text
+  from scaling.tasks import lm as lm_task
+  lm_task._corpus.cache_clear()  # a process reads its data once; these cases swap it in between
+  text.read_folder.cache_clear()
   flags.FLAGS.unparse_flags()
   for name in [n for n in flags.FLAGS if n.startswith('config.')]:
     delattr(flags.FLAGS, name)  # the previous case's overrides, defined for its config object
@@ -358,3 +388,195 @@ def test_sample(paths, sample_results, name, field):
   code, text = sample_results[name]
   check(code, [l for l in text.splitlines() if l.strip()], field, text)
   assert not (paths.tmp / 'new').exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# A relaunch whose inputs changed under the run (issue 27 §1-2): refused in one line that names
+# the input, and the completed run's files byte-identical afterwards.
+# ----------------------------------------------------------------------------------------------
+def write_corpus(root, seed: int, n_files: int = 60) -> str:
+  rng = np.random.default_rng(seed)
+  words = 'alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi'.split()
+  os.makedirs(root, exist_ok=True)
+  for i in range(n_files):
+    with open(os.path.join(root, f'doc{i:03d}.txt'), 'w') as f:
+      f.write(' '.join(rng.choice(words, 400)) + '\n')
+  return str(root)
+
+
+class Bound:
+  """Runs trained on a text folder and on a prepared folder, and the data to swap in."""
+
+  def __init__(self, tmp):
+    from scaling.data import prepare
+    self.tmp = tmp
+    self.text = write_corpus(tmp / 'text', seed=0)
+    self.other_text = write_corpus(tmp / 'other_text', seed=1)
+    self.tokens, self.sp_tokens, self.other_tokens = (str(tmp / n) for n in
+                                                      ('tokens', 'sp_tokens', 'other_tokens'))
+    quiet = dict(workers=1, progress=False)
+    prepare.prepare(f'textdir:{self.text}', 'byte', self.tokens, **quiet)
+    prepare.prepare(f'textdir:{self.text}', 'sentencepiece:vocab=300', self.sp_tokens, **quiet)
+    prepare.prepare(f'textdir:{self.other_text}', 'byte', self.other_tokens, **quiet)
+    self.text_run, self.tokens_run = str(tmp / 'text_run'), str(tmp / 'tokens_run')
+    for workdir, dataset in ((self.text_run, f'textdir:{self.text}'),
+                             (self.tokens_run, f'tokens:{self.tokens}')):
+      out = subprocess.run([sys.executable, '-m', 'scaling.train', f'--workdir={workdir}',
+                            *DONE_ARGS, f'--config.dataset={dataset}'], cwd=ROOT,
+                           capture_output=True, text=True)
+      assert out.returncode == 0, out.stderr[-2000:]
+
+
+@pytest.fixture(scope='module')
+def bound(tmp_path_factory):
+  return Bound(tmp_path_factory.mktemp('bound'))
+
+
+def swap(folder: str, replacement: str):
+  """Puts `replacement`'s files in place of `folder`'s until the returned undo is called."""
+  aside = folder + '.aside'
+  os.rename(folder, aside)
+  shutil.copytree(replacement, folder)
+  return lambda: (shutil.rmtree(folder), os.rename(aside, folder))
+
+
+def edit_corpus(how: str):
+  def change(b: Bound):
+    aside = b.text + '.aside'
+    shutil.copytree(b.text, aside)
+    if how == 'add':
+      with open(os.path.join(b.text, 'new.txt'), 'w') as f:
+        f.write('a new document ' * 50)
+    elif how == 'remove':
+      os.remove(os.path.join(b.text, 'doc007.txt'))
+    else:
+      with open(os.path.join(b.text, 'doc007.txt'), 'a') as f:
+        f.write('one more line\n')
+    return lambda: (shutil.rmtree(b.text), os.rename(aside, b.text))
+  return change
+
+
+def damage_file(name: str, text: str):
+  def change(b: Bound):
+    path = os.path.join(b.tokens_run, name)
+    with open(path) as f:
+      original = f.read()
+    with open(path, 'w') as f:
+      f.write(text if text != 'CUT' else original[:len(original) // 2])
+
+    def undo():
+      with open(path, 'w') as f:
+        f.write(original)
+    return undo
+  return change
+
+
+def lose_config_json(b: Bound):
+  path = os.path.join(b.tokens_run, 'config.json')
+  os.rename(path, path + '.aside')
+  return lambda: os.rename(path + '.aside', path)
+
+
+def _edit_lr(b: Bound):
+  path = os.path.join(b.tokens_run, 'config.json')
+  with open(path) as f:
+    original = f.read()
+  with open(path, 'w') as f:
+    f.write(original.replace('"lr": 0.003', '"lr": 0.01'))
+
+  def undo():
+    with open(path, 'w') as f:
+      f.write(original)
+  return undo
+
+
+
+# (case, change(bound) -> undo, which run, extra argv, what the one line must name)
+RELAUNCH = [
+    ('text folder swapped', lambda b: swap(b.text, b.other_text), 'text_run', [], 'fingerprint'),
+    ('a file added to the text folder', edit_corpus('add'), 'text_run', [], 'fingerprint'),
+    ('a file removed from the text folder', edit_corpus('remove'), 'text_run', [], 'split.train'),
+    ('a file of the text folder edited', edit_corpus('append'), 'text_run', [], 'fingerprint'),
+    ('tokens swapped for another tokenizer', lambda b: swap(b.tokens, b.sp_tokens), 'tokens_run',
+     [], 'tokenizer.name'),
+    ('tokens swapped for another corpus', lambda b: swap(b.tokens, b.other_tokens), 'tokens_run',
+     [], 'fingerprint'),
+    ('dataset pointed at another corpus', lambda b: lambda: None, 'tokens_run',
+     ['--config.dataset=tokens:{other_tokens}'], 'dataset'),
+    ('config.json lost and lr changed', lose_config_json, 'tokens_run', ['--config.lr=0.01'],
+     'lr (0.003 -> 0.01)'),
+    ('config.json edited to the new lr', _edit_lr, 'tokens_run', ['--config.lr=0.01'],
+     'lr (0.003 -> 0.01)'),
+    ('run.json cut', damage_file('run.json', 'CUT'), 'tokens_run', [], 'run.json'),
+    ('run.json empty', damage_file('run.json', ''), 'tokens_run', [], 'run.json'),
+    ('run.json a list', damage_file('run.json', '[]'), 'tokens_run', [], 'run.json'),
+]
+
+
+@pytest.mark.parametrize('change, run, argv, field', [c[1:] for c in RELAUNCH],
+                         ids=[c[0] for c in RELAUNCH])
+def test_a_relaunch_on_changed_inputs_is_refused(bound, capsys, change, run, argv, field):
+  workdir = getattr(bound, run)
+  dataset = f'textdir:{bound.text}' if run == 'text_run' else f'tokens:{bound.tokens}'
+  argv = [*DONE_ARGS, f'--config.dataset={dataset}', *argv, f'--workdir={workdir}']
+  argv = [a.format(other_tokens=bound.other_tokens) for a in argv]
+  undo = change(bound)
+  try:
+    before = snapshot(workdir)
+    code, lines = _in_process(lambda: run_train(argv), capsys)
+    assert snapshot(workdir) == before, 'the completed run was changed'
+  finally:
+    undo()
+  check(code, lines, field)
+  assert 'damaged' not in lines[-1]
+
+
+def test_a_moved_corpus_with_the_same_data_is_an_allowed_change(bound, capsys, tmp_path):
+  workdir = str(tmp_path / 'run')
+  shutil.copytree(bound.tokens_run, workdir)
+  moved = str(tmp_path / 'moved_tokens')
+  shutil.copytree(bound.tokens, moved)
+  code, lines = _in_process(lambda: run_train([*DONE_ARGS, f'--config.dataset=tokens:{moved}',
+                                               f'--workdir={workdir}']), capsys)
+  assert code == 0, lines
+  with open(os.path.join(workdir, 'run.json')) as f:
+    run = json.load(f)
+  assert run['status'] == 'completed'
+  assert run['config_changes'][-1]['fields'] == {'dataset': [f'tokens:{bound.tokens}',
+                                                             f'tokens:{moved}']}
+
+
+def test_checkpoints_of_another_model_are_called_a_mismatch_not_damage(bound):
+  """A run whose checkpoints predate the record (config.json the only copy of its config), with
+  config.json edited: restoring would fail, and the line must say why, not 'damaged'."""
+  from configs import lm
+  from scaling import checkpoint, sharding, steps
+  from scaling.errors import ConfigError
+  from scaling.tasks import TASKS
+  c = lm.get_config('size=nano')
+  c.model.d_model = 64
+  fns = steps.build(c, TASKS['lm'], sharding.make_mesh(c.mesh))
+  with pytest.raises(ConfigError, match='step 2 holds another model .*d_model|step 2 holds another '
+                                        'model .*intact, not damaged'):
+    checkpoint.check_matches(bound.tokens_run, fns.abstract_state)
+
+
+def test_sample_refuses_a_swapped_tokenizer_and_warns_of_an_unfinished_run(bound, tmp_path):
+  def sample(workdir):
+    return subprocess.run([sys.executable, '-m', 'scaling.sample', f'--workdir={workdir}',
+                           '--num=1', '--prompt=alpha'], cwd=ROOT, capture_output=True, text=True)
+  undo = swap(bound.tokens, bound.sp_tokens)
+  try:
+    out = sample(bound.tokens_run)
+  finally:
+    undo()
+  check(out.returncode, [l for l in out.stderr.splitlines() if l.strip()], 'tokenizer', out.stderr)
+  workdir = str(tmp_path / 'run')
+  shutil.copytree(bound.tokens_run, workdir)
+  shutil.rmtree(os.path.join(workdir, 'checkpoints', '4'))
+  with open(os.path.join(workdir, 'run.json'), 'w') as f:
+    f.write('{"status": ')  # cut, and the sampler does not need it
+  out = sample(workdir)
+  assert out.returncode == 0 and out.stdout.strip().startswith("'alpha"), out.stderr
+  assert 'run.json' in out.stderr and 'Traceback' not in out.stderr
+  assert 'at step 2 of 4, not completed' in out.stderr

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from scaling.data import images
+from scaling.data import images, spec
 from scaling.errors import ConfigError
 
 
@@ -28,7 +28,7 @@ def write_idx(path: str, array: np.ndarray, compress: bool) -> None:
 def idx_folder(tmp_path):
   rng = np.random.default_rng(0)
   arrays = {'train': (rng.integers(0, 256, (20, 28, 28)), rng.integers(0, 10, 20)),
-            'eval': (rng.integers(0, 256, (6, 28, 28)), rng.integers(0, 10, 6))}
+            'eval': (rng.integers(0, 256, (24, 28, 28)), rng.integers(0, 10, 24))}
   for split, (image_stem, label_stem) in images.IDX_FILES.items():
     write_idx(str(tmp_path / f'{image_stem}.gz'), arrays[split][0], compress=True)
     write_idx(str(tmp_path / label_stem), arrays[split][1], compress=False)
@@ -49,7 +49,7 @@ def test_digits_are_17_levels_scaled_to_minus_one_one():
 
 def test_idx_folder_reads_gzipped_and_plain_files_exactly(idx_folder):
   folder, arrays = idx_folder
-  splits, levels = images.load(f'fashion_mnist_idx:{folder}')
+  splits, levels = images.load(spec.parse(f'fashion_mnist_idx:{folder}', family='images'))
   assert levels == 256
   np.testing.assert_array_equal(splits['train'][0][..., 0], arrays['train'][0])
   np.testing.assert_array_equal(splits['eval'][1], arrays['eval'][1])
@@ -61,14 +61,14 @@ def test_idx_folder_reads_gzipped_and_plain_files_exactly(idx_folder):
 def test_missing_or_malformed_idx_files_are_config_errors(idx_folder, tmp_path):
   folder, _ = idx_folder
   with pytest.raises(ConfigError, match='is not a folder'):
-    images.load(f'fashion_mnist_idx:{folder}/nope')
+    images.load(spec.parse(f'fashion_mnist_idx:{folder}/nope', family='images'))
   os.remove(os.path.join(folder, 't10k-labels-idx1-ubyte'))
   with pytest.raises(ConfigError, match='t10k-labels-idx1-ubyte'):
-    images.load(f'fashion_mnist_idx:{folder}')
+    images.load(spec.parse(f'fashion_mnist_idx:{folder}', family='images'))
   with open(os.path.join(folder, 't10k-labels-idx1-ubyte'), 'wb') as f:
     f.write(b'\x00\x00\x0d\x01' + bytes(8))
   with pytest.raises(ConfigError, match='not an idx file'):
-    images.load(f'fashion_mnist_idx:{folder}')
+    images.load(spec.parse(f'fashion_mnist_idx:{folder}', family='images'))
 
 
 def test_batches_are_a_pure_function_of_seed_and_step():
@@ -119,7 +119,7 @@ def test_tfds_source_reads_images_and_labels_without_tensorflow():
   records = [{'image': np.full((28, 28, 1), i, np.uint8), 'label': i % 10} for i in range(12)]
   sources = {'train': records, 'test': records[:5]}
   with tfds.testing.mock_data(as_data_source_fn=lambda builder, split=None, **kw: sources):
-    splits, levels = images.load('tfds:mnist')
+    splits, levels = images.load(spec.parse('tfds:mnist', family='images'))
   assert levels == 256
   np.testing.assert_array_equal(splits['train'][0][:, 0, 0, 0], np.arange(12))
   np.testing.assert_array_equal(splits['eval'][1], np.arange(5))
@@ -127,10 +127,18 @@ def test_tfds_source_reads_images_and_labels_without_tensorflow():
 
 def test_tfds_dataset_that_is_not_prepared_is_a_config_error_not_a_download(tmp_path):
   with pytest.raises(ConfigError, match='tfds:mnist'):
-    images.load('tfds:mnist', str(tmp_path))
+    images.load(spec.parse('tfds:mnist', family='images'), str(tmp_path))
+
+
+def test_eval_examples_that_would_repeat_an_image_are_refused_with_how_many_fit():
+  splits, levels = images.digits()  # 180 held-out images
+  make_data(splits, levels, batch_size=16, n_eval_batches=11)  # 176
+  with pytest.raises(ConfigError, match='eval_batches: 12 x batch_size 16 = 192 .* repeat the 180 '
+                                        'held-out .* at most 11'):
+    make_data(splits, levels, batch_size=16, n_eval_batches=12)
 
 
 def test_text_dataset_names_are_config_errors():
   with pytest.raises(ConfigError, match='not an image dataset') as e:
-    images.load('stdlib')
+    images.load(spec.parse('stdlib', family='images'))
   assert '\n' not in str(e.value)

@@ -134,7 +134,7 @@ def test_bad_parameterization_is_one_line(overrides, field):
 
 
 def test_a_ladder_takes_one_transferred_lr():
-  from configs.sweeps import ladder  # pylint: disable=import-outside-toplevel
+  from configs import ladder  # pylint: disable=import-outside-toplevel
   from experiments import runspec  # pylint: disable=import-outside-toplevel
   runs = ladder.isoflop_runs(ladder.CPU_LM, [3e10], ladder.CPU_LM_SHAPES, 7,
                              {**ladder.CPU_LM_TRAINING, **ladder.mup(3e-3, 4)})

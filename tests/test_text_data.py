@@ -1,4 +1,5 @@
 import gzip
+import os
 
 import numpy as np
 import pytest
@@ -74,11 +75,33 @@ def messy_folder(root):
 def test_text_folders_keep_text_files_once_and_say_what_they_skipped(tmp_path):
   train, held_out, _, report = text.read_folder(messy_folder(tmp_path))
   assert report == dict(files=41, bytes=report['bytes'], skipped_binary=3, skipped_unreadable=0,
-                        duplicates=2, non_utf8=1)
+                        duplicates=2, non_utf8=1, skipped_special=0, skipped_unreadable_dirs=0)
   everything = train.tobytes() + held_out.tobytes()
   assert b'compressed' not in everything and b'PNG' not in everything
   assert everything.count(b'document number 3 ') == 20  # one copy only
   assert 'caf\xe9'.encode('latin-1') in everything  # kept, byte for byte
+
+
+def test_special_files_and_unlistable_folders_are_skipped_and_counted(tmp_path, monkeypatch):
+  root = messy_folder(tmp_path)
+  os.mkfifo(tmp_path / 'pipe.txt')  # reading it would wait forever
+  (tmp_path / 'dangling.txt').symlink_to(tmp_path / 'gone.txt')
+  (tmp_path / 'locked').mkdir()
+  (tmp_path / 'locked' / 'hidden.txt').write_text('never read ' * 10)
+  scandir = os.scandir
+
+  def refuse_locked(path='.'):  # root reads any folder, so the denial is staged
+    if os.path.basename(str(path)) == 'locked':
+      raise PermissionError(13, 'Permission denied', str(path))
+    return scandir(path)
+
+  monkeypatch.setattr(os, 'scandir', refuse_locked)
+  listing = text.list_folder(root)
+  assert listing.report['skipped_special'] == 1
+  assert listing.report['skipped_unreadable_dirs'] == 1
+  assert listing.report['skipped_unreadable'] == 1  # the dangling link
+  assert listing.report['files'] == 41
+  assert not any('hidden' in f.path or 'pipe' in f.path for f in listing.train + listing.eval)
 
 
 def test_data_suffixes_restrict_the_files(tmp_path):

@@ -344,3 +344,138 @@ def test_the_launch_checks_refuse_a_run_past_max_epochs(sp_dir):
     checks.check_launch(c, 1, 1)
   c.steps = 100
   checks.check_launch(c, 1, 1)
+
+
+# ----------------------------------------------------------------------------------------------
+# A prepare rerun repairs what the trainer says is broken (docs/reliability.md).
+# ----------------------------------------------------------------------------------------------
+@pytest.fixture
+def byte_prepared(tmp_path):
+  src = write_corpus(tmp_path / 'src', n_files=40)
+  out = str(tmp_path / 'out')
+  first = prepare.prepare(f'textdir:{src}', 'byte', out, workers=1, shard_mb=0.02, progress=False)
+  contents = {name: open(os.path.join(out, name), 'rb').read() for name in os.listdir(out)}
+  return src, out, first, contents
+
+
+def rerun(src, out, capsys):
+  again = prepare.prepare(f'textdir:{src}', 'byte', out, workers=1, shard_mb=0.02, progress=False)
+  return again, capsys.readouterr().err
+
+
+def cut(path, keep=0.5):
+  size = os.path.getsize(path)
+  with open(path, 'r+b') as f:
+    f.truncate(int(size * keep))
+
+
+def flip_a_byte(path):
+  with open(path, 'r+b') as f:
+    f.seek(7)
+    byte = f.read(1)
+    f.seek(7)
+    f.write(bytes([byte[0] ^ 1]))
+
+
+@pytest.mark.parametrize('damage', ['cut shard', 'missing shard', 'altered shard',
+                                    'cut manifest', 'manifest of another shape', 'cut shard record'])
+def test_a_prepare_rerun_redoes_what_is_missing_cut_or_altered(byte_prepared, capsys, damage):
+  src, out, first, contents = byte_prepared
+  shard = os.path.join(out, 'train-00001.bin')
+  if damage == 'cut shard':
+    cut(shard)
+  elif damage == 'missing shard':
+    os.remove(shard)
+  elif damage == 'altered shard':  # same size: only the checksum tells
+    flip_a_byte(shard)
+  elif damage == 'cut manifest':
+    cut(os.path.join(out, tokens.MANIFEST))
+  elif damage == 'manifest of another shape':
+    with open(os.path.join(out, tokens.MANIFEST), 'w') as f:
+      json.dump({'splits': 3}, f)
+  else:
+    cut(shard)
+    cut(shard + '.json', 0.3)
+  if damage != 'altered shard':  # which only a checksum tells: the trainer checks sizes
+    with pytest.raises(ConfigError, match='run its prepare command again'):
+      tokens.read_manifest(out)
+  again, err = rerun(src, out, capsys)
+  assert 'already prepared' not in err
+  assert again == first
+  assert {name: open(os.path.join(out, name), 'rb').read() for name in os.listdir(out)} == contents
+  _, err = rerun(src, out, capsys)  # now it is
+  assert 'already prepared; every shard matches' in err
+
+
+def test_a_missing_tokenizer_model_is_one_line_not_already_prepared(sp_dir, tmp_path, capsys):
+  out = str(tmp_path / 'sp')
+  shutil.copytree(sp_dir[1], out)
+  with open(os.path.join(out, 'tokenizer.model'), 'ab') as f:
+    f.write(b'\0')
+  with pytest.raises(ConfigError, match='tokenizer.model is missing or altered.*new --out'):
+    prepare.prepare(f'textdir:{sp_dir[0]}', 'sentencepiece:vocab=512,type=bpe', out, workers=1,
+                    shard_mb=0.1, progress=False)
+
+
+def failing_writes(monkeypatch, error, after=1):
+  """encode_task fails with `error` once `after` shards have been written."""
+  real, calls = prepare.encode_task, []
+
+  def encode(task, out, dtype):
+    calls.append(task)
+    if len(calls) > after:
+      tmp = os.path.join(out, task.file) + prepare.TMP + str(os.getpid())
+      with open(tmp, 'wb') as f:
+        f.write(b'partial')  # what a full disk leaves behind before the error
+      raise error
+    return real(task, out, dtype)
+
+  monkeypatch.setattr(prepare, 'encode_task', encode)
+
+
+@pytest.mark.parametrize('error, match', [
+    (OSError(28, 'No space left on device', 'x.bin'), '--out: no space left.*run the same command'),
+    (FileNotFoundError(2, 'No such file or directory', '/src/doc7.txt'),
+     '--dataset: /src/doc7.txt vanished.*new --out'),
+    (PermissionError(13, 'Permission denied', '/src/doc8.txt'), 'Permission denied'),
+])
+def test_a_failing_prepare_is_one_line_and_leaves_no_temporary_file(tmp_path, monkeypatch, error,
+                                                                   match):
+  src = write_corpus(tmp_path / 'src', n_files=40)
+  out = str(tmp_path / 'out')
+  failing_writes(monkeypatch, error)
+  with pytest.raises(ConfigError, match=match):
+    prepare.prepare(f'textdir:{src}', 'byte', out, workers=1, shard_mb=0.02, progress=False)
+  assert not [n for n in os.listdir(out) if prepare.TMP in n], os.listdir(out)
+  assert not os.path.exists(os.path.join(out, tokens.MANIFEST))
+  monkeypatch.undo()  # the disk has room again: the same command finishes the folder
+  prepare.prepare(f'textdir:{src}', 'byte', out, workers=1, shard_mb=0.02, progress=False)
+  tokens.read_manifest(out)
+
+
+def test_an_interrupted_prepare_command_exits_130_without_temporary_files(tmp_path, monkeypatch,
+                                                                          capsys):
+  src = write_corpus(tmp_path / 'src', n_files=40)
+  out = str(tmp_path / 'out')
+  failing_writes(monkeypatch, KeyboardInterrupt())
+  with pytest.raises(SystemExit) as e:
+    prepare.main([f'--dataset=textdir:{src}', f'--out={out}', '--workers=1', '--shard_mb=0.02'])
+  assert e.value.code == 130
+  assert 'run the same command to finish it' in capsys.readouterr().err
+  assert not [n for n in os.listdir(out) if prepare.TMP in n]
+
+
+def test_a_prepare_reports_special_files_it_skipped(tmp_path, capsys):
+  src = write_corpus(tmp_path / 'src', n_files=40)
+  os.mkfifo(os.path.join(src, 'pipe.txt'))
+  out = str(tmp_path / 'out')
+  prepare.main([f'--dataset=textdir:{src}', f'--out={out}', '--workers=1', '--shard_mb=0.02'])
+  assert 'skipped_special 1' in capsys.readouterr().out
+  assert tokens.read_manifest(out)['source']['report']['skipped_special'] == 1
+
+
+def test_a_cut_plan_is_one_line(byte_prepared):
+  src, out, _, _ = byte_prepared
+  cut(os.path.join(out, prepare.PLAN))
+  with pytest.raises(ConfigError, match='prepare.json is cut short'):
+    prepare.prepare(f'textdir:{src}', 'byte', out, workers=1, shard_mb=0.02, progress=False)

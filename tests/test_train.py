@@ -96,7 +96,10 @@ def copy_run(workdir, tmp_path):
   return str(tmp_path / 'copy')
 
 
-def test_preempted_run_resumes_bit_exactly(tmp_path, straight):
+@pytest.mark.parametrize('sig, code', [(signal.SIGTERM, 143), (signal.SIGINT, 130)],
+                         ids=['SIGTERM', 'SIGINT'])
+def test_preempted_run_resumes_bit_exactly(tmp_path, straight, sig, code):
+  """A scheduler's SIGTERM and a user's Ctrl-C both checkpoint and stop; exit 128 + signal."""
   interrupted = str(tmp_path / 'interrupted')
   proc = subprocess.Popen(train_cmd(interrupted, *NANO), cwd=ROOT, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL)
@@ -104,8 +107,8 @@ def test_preempted_run_resumes_bit_exactly(tmp_path, straight):
   while not (os.path.exists(metrics) and any('"step": 15' in l for l in open(metrics))):
     assert proc.poll() is None, 'the run ended before it could be interrupted'
     time.sleep(0.2)
-  proc.send_signal(signal.SIGTERM)
-  assert proc.wait(timeout=120) == 143
+  proc.send_signal(sig)
+  assert proc.wait(timeout=120) == code
   assert run_json(interrupted)['status'] == 'preempted'
   assert not os.path.exists(os.path.join(interrupted, 'lock.json'))
   run_train(interrupted, *NANO)
@@ -156,6 +159,33 @@ def test_a_resumed_run_keeps_the_attention_kernel_it_was_trained_with(tmp_path):
   with open(os.path.join(workdir, 'config.json')) as f:
     assert json.load(f)['attention'] == 'xla'
   assert run_json(workdir)['status'] == 'completed' and rows(workdir)[-1]['step'] == 40
+
+
+@pytest.mark.parametrize('damage', ['lost', 'cut', 'edited'])
+def test_a_lost_cut_or_edited_config_json_is_rewritten_from_the_checkpoints(tmp_path, straight,
+                                                                            damage):
+  """The checkpoints keep the config: a relaunch with it resumes, and config.json is the run's
+  again. A relaunch with the edited value is refused, as if config.json were intact."""
+  workdir = copy_run(straight, tmp_path)
+  path = os.path.join(workdir, 'config.json')
+  with open(path) as f:
+    original = f.read()
+  for step in (30, 40):  # a preempted run: resumes from 20
+    shutil.rmtree(os.path.join(workdir, 'checkpoints', str(step)))
+  if damage == 'lost':
+    os.remove(path)
+  elif damage == 'cut':
+    with open(path, 'w') as f:
+      f.write(original[:len(original) // 2])
+  else:
+    with open(path, 'w') as f:
+      f.write(original.replace('"lr": 0.003', '"lr": 0.01'))
+  refused = run_train(workdir, *NANO, '--config.lr=0.01', check=False)
+  assert refused.returncode == 1 and 'lr (0.003 -> 0.01)' in refused.stderr, refused.stderr
+  run_train(workdir, *NANO)
+  with open(path) as f:
+    assert f.read() == original
+  assert losses(workdir) == losses(straight)
 
 
 def test_completed_run_is_not_redone(tmp_path, straight):
@@ -335,19 +365,19 @@ def test_resume_on_another_mesh_matches_an_uninterrupted_run(tmp_path):
 def test_steps_may_change_only_where_trained_steps_keep_their_lr(schedule, trained, new_steps,
                                                                  allowed):
   from configs import lm
-  from scaling import rundir
+  from scaling import run_identity
   old = lm.get_config('size=nano')
   old.steps, old.schedule = 40, schedule
   new = lm.get_config('size=nano')
   new.steps, new.schedule = new_steps, schedule
   stored = json.loads(old.to_json_best_effort())
-  changes = rundir.config_changes(stored, json.loads(new.to_json_best_effort()))
+  changes = run_identity.config_changes(stored, json.loads(new.to_json_best_effort()))
   assert changes == {'steps': [40, new_steps]}
   if allowed:
-    rundir.check_changes(changes, stored, new, trained)
+    run_identity.check_changes(changes, stored, new, trained)
   else:
-    with pytest.raises(rundir.ConfigError, match='steps'):
-      rundir.check_changes(changes, stored, new, trained)
+    with pytest.raises(run_identity.ConfigError, match='steps'):
+      run_identity.check_changes(changes, stored, new, trained)
 
 
 EIGHT_DEVICES = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=8')

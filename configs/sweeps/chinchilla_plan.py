@@ -18,7 +18,7 @@ epochs, the total, and the H100-hours it would take at the stated MFU:
 On a cluster: the same with --backend=slurm --nodes=N --gpus-per-node=8 (see experiments/README.md).
 """
 
-from configs.sweeps import ladder
+from configs import ladder
 
 BUDGETS = [6e18, 1e19, 3e19, 6e19, 1e20, 3e20, 6e20, 1e21, 3e21]
 # about 1.47x apart in parameters; head dimension 128

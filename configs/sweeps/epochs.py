@@ -27,7 +27,7 @@ gives R_D* of order 10 (the paper's 15.4 for C4 and GPT-2 BPE; a byte-level toy 
 Arguments: `dataset=tokens:DIR` (required). Run time and fit: experiments/README.md.
 """
 
-from configs.sweeps import ladder
+from configs import ladder
 
 SIZES = ('n11k', 'n41k', 'n131k')
 EPOCHS = (0.25, 0.5, 1, 2, 4, 8, 16)

@@ -27,7 +27,7 @@ Not run here: the dry run gives its FLOPs and H100-hours:
 """
 
 from configs import lm
-from configs.sweeps import ladder
+from configs import ladder
 
 BUDGETS = [1e16, 3e16, 1e17, 3e17, 1e18]
 NAMES = ('tiny', 'small', 'm10', 'm25', 'm50', 'm85', 'm150', 'm300', 'm600')

@@ -16,7 +16,7 @@ Run time on 2 CPU cores: see experiments/README.md ("Quickstart"). Command:
       --max-parallel=2
 """
 
-from configs.sweeps import ladder
+from configs import ladder
 
 BUDGETS = [3e10, 1e11, 3e11, 1e12]
 

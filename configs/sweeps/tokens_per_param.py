@@ -1,4 +1,4 @@
-"""A fixed tokens-per-parameter ladder: the 7 CPU byte-level LMs of configs/sweeps/ladder.py, from
+"""A fixed tokens-per-parameter ladder: the 7 CPU byte-level LMs of configs/ladder.py, from
 4.9K to 131K parameters, each trained on `ratio` tokens per parameter (default 20, Chinchilla's
 rule of thumb).
 
@@ -14,7 +14,7 @@ study and needs its own --outdir. Expected result and run time: experiments/READ
 """
 
 from configs import common
-from configs.sweeps import ladder
+from configs import ladder
 
 
 def get_sweep(arg: str = 'ratio=20') -> dict:

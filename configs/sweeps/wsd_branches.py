@@ -1,7 +1,7 @@
 """WSD cooldown branches (Hägele et al. 2024): one constant-learning-rate trunk per size, and
 cooldown branches forked from its checkpoints, so one trunk yields several (N, D) points.
 
-Study: 4 CPU byte-level LMs (11K to 80K parameters; configs/sweeps/ladder.py) each train a trunk
+Study: 4 CPU byte-level LMs (11K to 80K parameters; configs/ladder.py) each train a trunk
 of 4000 steps at constant LR after warmup, checkpointing every 1000 steps. From the trunk's state
 at S = 1000, 2000 and 4000 steps a branch trains S/4 more steps while the LR decays linearly
 (schedule=wsd, cooldown_fraction=0.2 of the branch's length). Each branch's tokens and FLOPs count
@@ -16,7 +16,7 @@ The trunks themselves end at constant LR and are not results: fit the branches o
       --max-parallel=2
 """
 
-from configs.sweeps import ladder
+from configs import ladder
 
 SIZES = ('n11k', 'n26k', 'n41k', 'n80k')
 TRUNK_STEPS = 4000

@@ -15,10 +15,12 @@ import os
 
 import numpy as np
 
-from scaling.data import Batch, process_rows
+from scaling.data import Batch, describe_inputs, process_rows, spec
 from scaling.data.tfds_text import open_splits
 from scaling.errors import ConfigError
 
+SPLIT_RULE = "the dataset's own train and test splits"
+SPLIT_RULES = {'digits': 'every tenth image to eval'}
 EVAL_SEED = 20240  # eval order and noise: fixed, not the config seed
 IDX_FILES = {'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
              'eval': ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')}
@@ -42,6 +44,13 @@ class ImageData:
         batch_size, n_eval_batches, eval_grid, seed)
     self.rows = process_rows(batch_size, process_index, process_count)
     self.fingerprint = fingerprint([a for split in ('train', 'eval') for a in splits[split]])
+    n_eval = n_eval_batches * batch_size
+    if n_eval > len(eval_label_N):  # an image scored twice: its rows would not be independent
+      raise ConfigError(f'eval_batches: {n_eval_batches} x batch_size {batch_size} = {n_eval} eval '
+                        f'examples would repeat the {len(eval_label_N)} held-out images of {name}; '
+                        f'give eval_batches at most {max(1, len(eval_label_N) // batch_size)}')
+    self.inputs = describe_inputs(name, self.fingerprint, None, len(self.train_label_N),
+                                  len(eval_label_N), 'images', SPLIT_RULES.get(name, SPLIT_RULE))
 
   def _scale(self, pixels: np.ndarray) -> np.ndarray:
     return (pixels.astype(np.float32) * (2.0 / (self.levels - 1)) - 1.0).astype(np.float32)
@@ -128,14 +137,10 @@ def tfds_images(name: str, data_dir: str | None) -> tuple[dict, int]:
   return {'train': _records(train), 'eval': _records(held_out)}, 256
 
 
-def load(dataset: str, data_dir: str | None = None) -> tuple[dict, int]:
-  """({'train': (pixels_NxHxWxC, labels_N), 'eval': ...}, levels) for a dataset name."""
-  kind, _, arg = dataset.partition(':')
-  if kind == 'digits':
+def load(dataset: spec.DatasetSpec, data_dir: str | None = None) -> tuple[dict, int]:
+  """({'train': (pixels_NxHxWxC, labels_N), 'eval': ...}, levels) for a parsed dataset field."""
+  if dataset.kind == 'digits':
     return digits()
-  if kind == 'fashion_mnist_idx':
-    return idx_folder(arg)
-  if kind == 'tfds':
-    return tfds_images(arg, data_dir)
-  raise ConfigError(f'dataset: {dataset!r} is not an image dataset; use digits, '
-                    'fashion_mnist_idx:/path/to/folder or tfds:NAME (e.g. tfds:mnist)')
+  if dataset.kind == 'fashion_mnist_idx':
+    return idx_folder(dataset.arg)
+  return tfds_images(dataset.arg, data_dir)

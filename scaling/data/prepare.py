@@ -15,14 +15,22 @@ then train with --config.dataset=tokens:DIR. DIR holds
 The split is by document, as for textdir: (scaling.data.text.list_folder: a hash of the path) and
 TFDS (its own train and validation/test splits). The source is streamed in blocks, one shard per
 task on a pool of `--workers` processes, so memory stays bounded whatever the corpus size. Each
-shard is written to a temporary name and renamed with a small .json beside it when complete: a
-rerun skips the finished shards, and manifest.json is written last, after every shard is checked
-on disk, so an interrupted prepare never leaves a manifest claiming more than is there.
+shard is written to a temporary name and renamed with a small .json beside it when complete (its
+tokens, bytes and sha256): a rerun skips the finished shards, and manifest.json is written last,
+after every shard is checked on disk, so an interrupted prepare never leaves a manifest claiming
+more than is there.
+
+A rerun is also the repair: before it says "already prepared" it checks every shard against the
+manifest (size and sha256), and it redoes what is missing, cut or altered, or rebuilds a cut
+manifest from the shards' records. A full disk, a source file that vanishes or an interrupt ends
+in one line, and no temporary file survives it.
 """
 
 import argparse
 import contextlib
 import dataclasses
+import errno
+import hashlib
 import importlib.metadata
 import multiprocessing
 import os
@@ -33,12 +41,13 @@ from typing import Iterator
 import numpy as np
 import tqdm
 
-from scaling.data import text, tfds_text, tokens
+from scaling.data import spec, text, tfds_text, tokens
 from scaling.data import tokenizer as tokenizers
 from scaling.errors import ConfigError
 from scaling.jsonfile import read_json, write_json_atomic
 
 PLAN = 'prepare.json'  # what this folder is being prepared from; a rerun must ask for the same
+TMP = '.tmp.'  # in the name of a file being written; none survives a prepare, failed or not
 MODEL = 'tokenizer.model'
 ENCODE_BYTES = 1 << 20  # text encoded per call: bounds a worker's Python lists of ids
 TFDS_RECORDS_PER_TASK = 20_000
@@ -66,6 +75,7 @@ class FolderSource:
     map_fn = (lambda f, xs: pool.imap(f, xs, 16)) if pool else map
     self.listing = text.list_folder(root, suffixes, unique, map_fn=map_fn)
     self.fingerprint, self.report = self.listing.fingerprint, self.listing.report
+    self.split_rule = text.SPLIT_RULE
 
   def tasks(self, shard_bytes: int) -> list[Task]:
     return [Task(split, i, tuple(paths), size)
@@ -97,6 +107,7 @@ class TfdsSource:
     self.train, self.eval = tfds_text.open_splits(name, data_dir)
     self.fingerprint = tfds_text.fingerprint(name, self.train, self.eval)
     self.report = {'records': {'train': len(self.train), 'eval': len(self.eval)}}
+    self.split_rule = tfds_text.SPLIT_RULE
 
   def tasks(self, shard_bytes: int) -> list[Task]:
     del shard_bytes  # records have no size until read: shards are ranges of records
@@ -114,15 +125,12 @@ class TfdsSource:
 
 
 def open_source(dataset: str, suffixes, data_dir: str | None, pool):
-  kind, _, arg = dataset.partition(':')
-  if kind == 'stdlib' and not arg:
+  source = spec.parse(dataset, '--dataset', family='text source')
+  if source.kind == 'stdlib':
     return FolderSource(text.stdlib_root(), ('.py',), False, pool)  # the bytes read_stdlib reads
-  if kind == 'textdir' and arg:
-    return FolderSource(arg, suffixes, True, pool)
-  if kind == 'tfds' and arg:
-    return TfdsSource(arg, data_dir)
-  raise ConfigError(f'--dataset: {dataset!r} is not a text source; use textdir:/path/to/folder, '
-                    'tfds:NAME or stdlib')
+  if source.kind == 'textdir':
+    return FolderSource(source.arg, suffixes, True, pool)
+  return TfdsSource(source.arg, data_dir)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -138,8 +146,9 @@ def _setup_worker(tokenizer_proto: bytes | None, dataset: str, data_dir: str | N
   _WORKER['key'] = (tokenizer_proto, dataset, data_dir)
   _WORKER['tokenizer'] = (tokenizers.ByteTokenizer() if tokenizer_proto is None
                           else tokenizers.from_proto(tokenizer_proto))
-  if dataset.startswith('tfds:'):
-    _WORKER['tfds'] = tfds_text.open_splits(dataset[5:], data_dir)
+  source = spec.parse(dataset, '--dataset', family='text source')
+  if source.kind == 'tfds':
+    _WORKER['tfds'] = tfds_text.open_splits(source.arg, data_dir)
 
 
 def _documents(task: Task):
@@ -162,21 +171,29 @@ def _pieces(blocks):
 def encode_task(task: Task, out: str, dtype: str) -> dict:
   tok = _WORKER['tokenizer']
   path = os.path.join(out, task.file)
-  tmp = f'{path}.tmp.{os.getpid()}'
+  tmp = f'{path}{TMP}{os.getpid()}'
   n_tokens = n_bytes = n_docs = 0
-  separator = np.array([tok.separator], dtype=dtype)
-  with open(tmp, 'wb') as f:
-    for doc in _documents(task):
-      for piece in doc:
-        ids = tok.encode(piece).astype(dtype)
-        f.write(ids.tobytes())
-        n_tokens, n_bytes = n_tokens + len(ids), n_bytes + len(piece)
-      f.write(separator.tobytes())
-      n_tokens, n_bytes, n_docs = n_tokens + 1, n_bytes + 1, n_docs + 1  # a separator is a byte
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
-  info = {'file': task.file, 'tokens': n_tokens, 'bytes': n_bytes, 'documents': n_docs}
+  separator = np.array([tok.separator], dtype=dtype).tobytes()
+  digest = hashlib.sha256()  # of the shard's bytes: a rerun tells a cut or altered shard by it
+  try:
+    with open(tmp, 'wb') as f:
+      for doc in _documents(task):
+        for piece in doc:
+          ids = tok.encode(piece).astype(dtype).tobytes()
+          f.write(ids)
+          digest.update(ids)
+          n_tokens, n_bytes = n_tokens + len(ids) // np.dtype(dtype).itemsize, n_bytes + len(piece)
+        f.write(separator)
+        digest.update(separator)
+        n_tokens, n_bytes, n_docs = n_tokens + 1, n_bytes + 1, n_docs + 1  # a separator is a byte
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):  # a full disk, a vanished file, an interrupt: no half shard is left
+      os.unlink(tmp)
+  info = {'file': task.file, 'tokens': n_tokens, 'bytes': n_bytes, 'documents': n_docs,
+          'sha256': digest.hexdigest()}
   write_json_atomic(path + '.json', info)  # the shard is done once this exists
   return info
 
@@ -187,12 +204,18 @@ def _encode_in_worker(args) -> tuple[Task, dict]:
   return task, encode_task(task, out, dtype)
 
 
+def intact(out: str, shard: dict, dtype: str) -> bool:
+  """The shard file has the size its record says and, where the record keeps one (every shard
+  since checksums were added), the same sha256: a cut, missing or altered shard is not."""
+  path = os.path.join(out, shard['file'])
+  if not os.path.isfile(path) or os.path.getsize(path) != shard['tokens'] * np.dtype(dtype).itemsize:
+    return False
+  return 'sha256' not in shard or tokenizers.sha256_file(path) == shard['sha256']
+
+
 def finished(out: str, task: Task, dtype: str) -> dict | None:
   info = read_json(os.path.join(out, task.file + '.json'), damaged_is_missing=True)
-  path = os.path.join(out, task.file)
-  if info and os.path.isfile(path) and os.path.getsize(path) == info['tokens'] * np.dtype(dtype).itemsize:
-    return info
-  return None
+  return info if info and 'tokens' in info and intact(out, info, dtype) else None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -205,19 +228,19 @@ def tool_version() -> str:
     return 'unknown'
 
 
-def _tokenizer(spec: tokenizers.Spec, source, out: str, plan: dict | None, workers: int):
+def _tokenizer(tok_spec: tokenizers.Spec, source, out: str, plan: dict | None, workers: int):
   """The tokenizer, its model written to out/tokenizer.model. A rerun reuses the trained model."""
-  if spec.name == 'byte':
+  if tok_spec.name == 'byte':
     return tokenizers.ByteTokenizer()
   model = os.path.join(out, MODEL)
-  if spec.model:
-    proto = pathlib.Path(spec.model).read_bytes()
+  if tok_spec.model:
+    proto = pathlib.Path(tok_spec.model).read_bytes()
   elif plan and os.path.isfile(model) and tokenizers.sha256_file(model) == plan['tokenizer']['sha256']:
     proto = pathlib.Path(model).read_bytes()  # trained by the interrupted run this one finishes
   else:
-    print(f'training a sentencepiece {spec.type} tokenizer of {spec.vocab} pieces on up to '
-          f'{spec.sample_mb:g} MB of train text', file=sys.stderr)
-    proto = tokenizers.train_sentencepiece(spec, source.sample(), workers)
+    print(f'training a sentencepiece {tok_spec.type} tokenizer of {tok_spec.vocab} pieces on up to '
+          f'{tok_spec.sample_mb:g} MB of train text', file=sys.stderr)
+    proto = tokenizers.train_sentencepiece(tok_spec, source.sample(), workers)
   tok = tokenizers.from_proto(proto)
   tmp = f'{model}.tmp.{os.getpid()}'
   with open(tmp, 'wb') as f:
@@ -231,6 +254,9 @@ def check_out(out: str, request: dict) -> dict | None:
   if os.path.exists(out) and not os.path.isdir(out):
     raise ConfigError(f'--out: {out} is a file; give a folder')
   plan = read_json(os.path.join(out, PLAN), damaged_is_missing=True) if os.path.isdir(out) else None
+  if plan is None and os.path.isfile(os.path.join(out, PLAN)):
+    raise ConfigError(f'--out: {os.path.join(out, PLAN)} is cut short, so what {out} holds is '
+                      'unknown; give a new --out, or remove the folder and run again')
   if plan is None and os.path.isdir(out) and os.listdir(out):
     raise ConfigError(f'--out: {out} is not empty and holds no {PLAN}; give a new or empty folder')
   if plan is not None and plan['request'] != request:
@@ -243,17 +269,84 @@ def check_out(out: str, request: dict) -> dict | None:
 def prepare(dataset: str, tokenizer: str, out: str, suffixes: tuple[str, ...] | None = None,
             data_dir: str | None = None, workers: int = 0, shard_mb: float = 64,
             progress: bool = True) -> dict:
-  spec = tokenizers.parse(tokenizer)
+  tok_spec = tokenizers.parse(tokenizer)
   if shard_mb <= 0:
     raise ConfigError(f'--shard_mb: {shard_mb} must be positive')
   workers = workers or os.cpu_count() or 1
   request = {'dataset': dataset, 'tokenizer': tokenizer, 'data_suffixes': list(suffixes or []),
              'shard_mb': shard_mb,
-             'tokenizer_model_sha256': tokenizers.sha256_file(spec.model) if spec.model else None}
+             'tokenizer_model_sha256': (tokenizers.sha256_file(tok_spec.model) if tok_spec.model
+                                        else None)}
   plan = check_out(out, request)
-  if plan is not None and os.path.isfile(os.path.join(out, tokens.MANIFEST)):
-    print(f'{out} is already prepared', file=sys.stderr)
-    return read_json(os.path.join(out, tokens.MANIFEST), damaged_is_missing=True)
+  if plan is not None:
+    remove_temporaries(out)  # left by a prepare that was killed
+    manifest = verified_manifest(out)
+    if manifest is not None:
+      print(f'{out} is already prepared; every shard matches its size and checksum',
+            file=sys.stderr)
+      return manifest
+  try:
+    return _prepare(dataset, tok_spec, out, suffixes, data_dir, workers, shard_mb, progress,
+                    request, plan)
+  except BaseException as e:
+    remove_temporaries(out)  # the workers' too: the pool was terminated on the way out
+    if isinstance(e, OSError):
+      raise ConfigError(_os_error(e, out)) from e
+    raise
+
+
+def _os_error(e: OSError, out: str) -> str:
+  """One line for a file system failure during a prepare; the finished shards are kept."""
+  if e.errno == errno.ENOSPC:
+    return (f'--out: no space left on the device of {out} ({e.filename or "a shard"}); free '
+            'space and run the same command again: finished shards are kept')
+  if isinstance(e, FileNotFoundError):
+    return (f'--dataset: {e.filename} vanished while it was being prepared; the source changed, '
+            'so prepare it again into a new --out')
+  return f'--out: {e.strerror} ({e.filename}); fix that and run the same command again'
+
+
+def remove_temporaries(out: str) -> None:
+  for name in os.listdir(out) if os.path.isdir(out) else []:
+    if TMP in name:
+      os.unlink(os.path.join(out, name))
+
+
+def verified_manifest(out: str) -> dict | None:
+  """manifest.json when it is complete and every shard it lists is intact; otherwise None, with
+  a line saying what will be redone (a cut manifest is rebuilt from the shards' own records)."""
+  path = os.path.join(out, tokens.MANIFEST)
+  manifest = read_json(path, damaged_is_missing=True)
+  try:
+    shards = [s for split in manifest['splits'].values() for s in split['shards']]
+  except (KeyError, TypeError, AttributeError):  # cut short, or not a manifest of this tool
+    manifest = None
+  if manifest is None:
+    if os.path.exists(path):
+      print(f'{path} is cut short; checking the shards and rebuilding it', file=sys.stderr)
+    return None
+  model_sha = manifest['tokenizer'].get('sha256')
+  model = os.path.join(out, manifest['tokenizer'].get('file') or MODEL)
+  if model_sha and (not os.path.isfile(model) or tokenizers.sha256_file(model) != model_sha):
+    raise ConfigError(f'--out: {model} is missing or altered, and every shard of {out} was '
+                      'encoded with the model it replaced; put that model back, or prepare the '
+                      'source into a new --out')
+  bad = [s['file'] for s in shards if not intact(out, s, manifest['dtype'])]
+  if not bad:
+    return manifest
+  print(f'{out}: {len(bad)} of {len(shards)} shards are missing, cut or altered '
+        f'({", ".join(bad[:3])}{", ..." if len(bad) > 3 else ""}); preparing them again',
+        file=sys.stderr)
+  os.unlink(path)  # not prepared until they are: a reader must not trust the old manifest
+  for file in bad:
+    marker = os.path.join(out, file + '.json')
+    if os.path.exists(marker):
+      os.unlink(marker)
+  return None
+
+
+def _prepare(dataset, tok_spec, out, suffixes, data_dir, workers, shard_mb, progress, request,
+             plan) -> dict:
   # Spawned, not forked: the caller may have started threads (JAX does). One worker: no pool.
   with (multiprocessing.get_context('spawn').Pool(workers) if workers > 1
         else contextlib.nullcontext()) as pool:
@@ -263,14 +356,15 @@ def prepare(dataset: str, tokenizer: str, out: str, suffixes: tuple[str, ...] | 
                         f'{source.fingerprint[:12]} vs {plan["fingerprint"][:12]}); give another '
                         '--out')
     os.makedirs(out, exist_ok=True)
-    tok = _tokenizer(spec, source, out, plan, workers)
-    described = tok.describe() | {'file': MODEL if spec.name != 'byte' else None}
+    tok = _tokenizer(tok_spec, source, out, plan, workers)
+    described = tok.describe() | {'file': MODEL if tok_spec.name != 'byte' else None}
     dtype = 'uint16' if tok.vocab_size <= 2**16 else 'uint32'
     tasks = source.tasks(int(shard_mb * 2**20))
     if plan is None:
       write_json_atomic(os.path.join(out, PLAN), {'request': request, 'tokenizer': described,
                                                   'fingerprint': source.fingerprint})
-    done = _encode(tasks, out, dtype, (tok.proto if spec.name != 'byte' else None, dataset, data_dir),
+    done = _encode(tasks, out, dtype,
+                   (tok.proto if tok_spec.name != 'byte' else None, dataset, data_dir),
                    pool, progress, unit='B' if isinstance(source, FolderSource) else ' records')
   manifest = _manifest(dataset, source, described, dtype, tasks, done, out)
   write_json_atomic(os.path.join(out, tokens.MANIFEST), manifest)
@@ -301,11 +395,13 @@ def _manifest(dataset, source, described, dtype, tasks, done, out) -> dict:
       if os.path.getsize(os.path.join(out, shard['file'])) != shard['tokens'] * np.dtype(dtype).itemsize:
         raise ConfigError(f'--out: {shard["file"]} changed on disk while preparing; run again')
     splits[split] = {k: sum(s[k] for s in shards) for k in ('tokens', 'bytes', 'documents')}
-    splits[split]['shards'] = [{k: s[k] for k in ('file', 'tokens', 'bytes')} for s in shards]
+    splits[split]['shards'] = [{k: s[k] for k in ('file', 'tokens', 'bytes', 'sha256')}
+                               for s in shards]
   return {
       'format_version': tokens.FORMAT_VERSION,
       'tool': {'name': 'scaling.data.prepare', 'version': tool_version()},
       'source': {'dataset': dataset, 'fingerprint': source.fingerprint, 'report': source.report},
+      'split_rule': source.split_rule,
       'tokenizer': described,
       'dtype': dtype,
       'separator': 'each document is followed by the tokenizer separator id, counted as one byte',
@@ -339,10 +435,17 @@ def main(argv: list[str] | None = None) -> None:
                 args.workers, args.shard_mb, progress=sys.stderr.isatty())
   except ConfigError as e:
     sys.exit(f'error: {e}')
+  except KeyboardInterrupt:
+    print(f'interrupted; {args.out} keeps its finished shards: run the same command to finish it',
+          file=sys.stderr)
+    sys.exit(130)
   s = m['splits']
+  report = m['source']['report']
+  passed = {k: v for k, v in report.items() if v and (k.startswith('skipped') or k == 'duplicates')}
   print(f'{args.out}: train {s["train"]["tokens"]:,} tokens ({s["train"]["bytes"]:,} bytes), eval '
         f'{s["eval"]["tokens"]:,} tokens, {m["eval_bytes_per_token"]:.3f} eval bytes per token, '
-        f'{m["tokenizer"]["name"]} vocab {m["tokenizer"]["vocab_size"]}')
+        f'{m["tokenizer"]["name"]} vocab {m["tokenizer"]["vocab_size"]}; '
+        + (', '.join(f'{k} {v:,}' for k, v in passed.items()) if passed else 'no file skipped'))
 
 
 if __name__ == '__main__':

@@ -18,18 +18,21 @@ import dataclasses
 import functools
 import hashlib
 import os
+import stat
 import sysconfig
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from scaling.data import Batch, process_rows
+from scaling.data import Batch, describe_inputs, process_rows
 from scaling.errors import ConfigError
 
 VOCAB_SIZE = 256
+BYTE_TOKENIZER = {'name': 'byte', 'vocab_size': VOCAB_SIZE, 'sha256': None}
 SEPARATOR = b'\0'  # between documents; never occurs in source text
 _SKIP_DIRS = {'test', 'tests', 'idle_test', 'site-packages', 'dist-packages', '__pycache__'}
 EVAL_PERCENT = 5
+SPLIT_RULE = f'by document: {EVAL_PERCENT}% of files to eval by a hash of their path'
 READ_BYTES = 16 << 20  # files are read in blocks of this size, so no file is held whole
 # A file is binary if it holds a 0 byte, or if more than this fraction of it is not UTF-8 (a
 # Latin-1 text with accents stays: its few odd bytes are kept, as byte-fallback tokens).
@@ -51,16 +54,35 @@ class Listing:
   train: list[File]
   eval: list[File]
   fingerprint: str  # sha256 over (relpath, content sha256) of the files read
-  report: dict  # counts: files, bytes, skipped_binary, skipped_unreadable, duplicates, non_utf8
+  # counts: files, bytes, skipped_binary, skipped_unreadable, duplicates, non_utf8,
+  # skipped_special (pipes, sockets, devices), skipped_unreadable_dirs
+  report: dict
 
 
-def _walk(root: str, suffixes: tuple[str, ...] | None) -> list[str]:
-  paths = []
-  for dirpath, dirnames, filenames in os.walk(root):
+def _walk(root: str, suffixes: tuple[str, ...] | None) -> tuple[list[str], dict]:
+  """(the regular files under root, in path order; counts of what was passed over). Pipes,
+  sockets and devices are skipped (reading a pipe would wait forever), and so are folders that
+  cannot be listed; both are counted, never dropped silently."""
+  paths, skipped = [], {'skipped_special': 0, 'skipped_unreadable_dirs': 0}
+
+  def unreadable(error: OSError) -> None:
+    skipped['skipped_unreadable_dirs'] += 1
+
+  for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
     dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
-    paths += [os.path.join(dirpath, f) for f in sorted(filenames)
-              if suffixes is None or f.endswith(suffixes)]
-  return paths
+    for name in sorted(filenames):
+      if suffixes is not None and not name.endswith(suffixes):
+        continue
+      path = os.path.join(dirpath, name)
+      try:
+        regular = stat.S_ISREG(os.stat(path).st_mode)
+      except OSError:  # a broken link, or gone: inspect counts it as unreadable
+        regular = True
+      if regular:
+        paths.append(path)
+      else:
+        skipped['skipped_special'] += 1
+  return paths, skipped
 
 
 def _is_eval(relpath: str) -> bool:
@@ -107,9 +129,10 @@ def list_folder(root: str, suffixes: tuple[str, ...] | None = None, unique: bool
   splits. `map_fn` maps `inspect` over the paths (a process pool's imap reads them in parallel)."""
   if not os.path.isdir(root):
     raise ConfigError(f'dataset: {root!r} is not a folder; give textdir:/path/to/folder/of/text')
-  paths = _walk(root, suffixes)
+  paths, skipped = _walk(root, suffixes)
   splits = {False: [], True: []}
-  report = dict(files=0, bytes=0, skipped_binary=0, skipped_unreadable=0, duplicates=0, non_utf8=0)
+  report = dict(files=0, bytes=0, skipped_binary=0, skipped_unreadable=0, duplicates=0, non_utf8=0,
+                **skipped)
   fingerprint, seen = hashlib.sha256(), set()
   for path, (size, sha, kind) in zip(paths, map_fn(inspect, paths)):
     if kind in ('binary', 'unreadable'):
@@ -167,6 +190,22 @@ def check_sizes(name: str, train_tokens: int, eval_tokens: int, seq_len: int, un
                         f'window of seq_len + 1 = {seq_len + 1}; give more text or lower seq_len')
 
 
+def check_eval_windows(name: str, eval_tokens: int, seq_len: int, n_batches: int, batch_size: int,
+                       unit: str) -> None:
+  """Eval windows are spread evenly over the eval split and must not overlap: overlapping windows
+  score the same tokens more than once, and their standard error would pretend they were
+  independent. Windows of seq_len + 1 share at most one token, as input of one and target of the
+  one before (as train windows do)."""
+  fit = (eval_tokens - 1) // seq_len
+  if n_batches * batch_size > fit:
+    fix = (f'give eval_batches at most {fit // batch_size}' if fit >= batch_size
+           else 'lower batch_size or seq_len')
+    raise ConfigError(f'eval_batches: {n_batches} x batch_size {batch_size} = '
+                      f'{n_batches * batch_size} eval windows of {seq_len} {unit} would overlap in '
+                      f'the {eval_tokens:,} {unit} of the eval split of {name}, where {fit} fit; '
+                      f'{fix}, or give a larger eval split')
+
+
 @dataclasses.dataclass
 class ByteWindows:
   """Random windows over a byte stream, host-sharded by rows of the global batch."""
@@ -183,6 +222,10 @@ class ByteWindows:
 
   def __post_init__(self):
     check_sizes(self.name, len(self.train), len(self.eval), self.seq_len, 'bytes')
+    check_eval_windows(self.name, len(self.eval), self.seq_len, self.n_eval_batches,
+                       self.batch_size, 'bytes')
+    self.inputs = describe_inputs(self.name, self.fingerprint, BYTE_TOKENIZER, len(self.train),
+                                  len(self.eval), 'bytes', SPLIT_RULE)
 
   def _local(self, rows_BxL: np.ndarray) -> Batch:
     rows = rows_BxL[process_rows(self.batch_size, self.process_index, self.process_count)]

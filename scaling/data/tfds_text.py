@@ -9,11 +9,12 @@ import hashlib
 
 import numpy as np
 
-from scaling.data import Batch, process_rows
-from scaling.data.text import SEPARATOR
+from scaling.data import Batch, describe_inputs, process_rows
+from scaling.data.text import BYTE_TOKENIZER, SEPARATOR
 from scaling.errors import ConfigError
 
 EVAL_SPLITS = ('validation', 'test')
+SPLIT_RULE = f'the dataset\'s own splits: train, and the first of {", ".join(EVAL_SPLITS)}'
 
 
 def open_splits(name: str, data_dir: str | None) -> tuple:
@@ -58,6 +59,14 @@ class TfdsText:
     self.seq_len, self.batch_size, self.n_eval_batches = seq_len, batch_size, n_eval_batches
     self.seed, self.process_index, self.process_count = seed, process_index, process_count
     self.fingerprint = fingerprint(name, self.train_source, self.eval_source)
+    if n_eval_batches * batch_size > len(self.eval_source):  # more windows than records: repeats
+      raise ConfigError(f'eval_batches: {n_eval_batches} x batch_size {batch_size} eval windows '
+                        f'would repeat the {len(self.eval_source):,} records of the eval split of '
+                        f'{self.name}; give eval_batches at most '
+                        f'{max(1, len(self.eval_source) // batch_size)}')
+    self.inputs = describe_inputs(self.name, self.fingerprint, BYTE_TOKENIZER,
+                                  len(self.train_source), len(self.eval_source), 'records',
+                                  SPLIT_RULE)
 
   def _window(self, source, start: int) -> np.ndarray:
     chunks, size, i = [], 0, start

@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from scaling.data import Batch, process_rows
+from scaling.data import Batch, describe_inputs, process_rows
 from scaling.data import text
 from scaling.data import tokenizer as tokenizers
 from scaling.errors import ConfigError
@@ -45,7 +45,7 @@ def read_manifest(root: str) -> dict:
     manifest['tokenizer']['vocab_size'], manifest['source']['fingerprint']
   except (ValueError, KeyError, TypeError) as e:
     raise ConfigError(f'dataset: {path} is not a complete manifest ({type(e).__name__}: {e}); '
-                      'prepare the folder again') from None
+                      'run its prepare command again, which rebuilds it') from None
   itemsize = np.dtype(manifest['dtype']).itemsize
   for split, info in splits.items():
     for shard in info['shards']:
@@ -53,14 +53,15 @@ def read_manifest(root: str) -> dict:
       on_disk = os.path.getsize(file) if os.path.isfile(file) else None
       if on_disk != shard['tokens'] * itemsize:
         raise ConfigError(f'dataset: {file} has {on_disk} bytes but {MANIFEST} says '
-                          f'{shard["tokens"]} {manifest["dtype"]} tokens; prepare the folder again')
+                          f'{shard["tokens"]} {manifest["dtype"]} tokens; run its prepare command '
+                          'again, which redoes the shards that are missing or cut')
   if manifest['tokenizer']['sha256']:
     model = os.path.join(root, manifest['tokenizer']['file'])
     actual = tokenizers.sha256_file(model) if os.path.isfile(model) else 'missing'
     if actual != manifest['tokenizer']['sha256']:
       raise ConfigError(f'dataset: the tokenizer {model} has sha256 {actual[:12]}, but {MANIFEST} '
                         f'says {manifest["tokenizer"]["sha256"][:12]}; put back the model it was '
-                        'prepared with, or prepare the folder again')
+                        'prepared with, or prepare the source into a new folder')
   return manifest
 
 
@@ -148,11 +149,16 @@ class TokenWindows:
     self.train = Shards(root, manifest['splits']['train'], manifest['dtype'])
     self.eval = Shards(root, manifest['splits']['eval'], manifest['dtype'])
     text.check_sizes(self.name, self.train.tokens, self.eval.tokens, seq_len, 'tokens')
+    self.inputs = describe_inputs(self.name, self.fingerprint, manifest['tokenizer'],
+                                  self.train.tokens, self.eval.tokens, 'tokens',
+                                  manifest.get('split_rule'))
     self.n_windows = tokens_per_epoch(self.train.tokens, seq_len) // seq_len
     if self.n_windows < batch_size:
       raise ConfigError(f'dataset: the train split of {self.name} has {self.train.tokens} tokens, '
                         f'{self.n_windows} windows of seq_len {seq_len}: fewer than one batch of '
                         f'{batch_size}; give more text or lower batch_size or seq_len')
+    text.check_eval_windows(self.name, self.eval.tokens, seq_len, n_eval_batches, batch_size,
+                            'tokens')
     self.bytes_per_token = load_tokenizer(root, manifest).bytes_per_token()
     self.seq_len, self.batch_size, self.n_eval_batches = seq_len, batch_size, n_eval_batches
     self.seed, self.rows = seed, process_rows(batch_size, process_index, process_count)

@@ -2,6 +2,8 @@
 
 Each task module (`lm`, `diffusion`) defines:
 
+  DATA: str
+      The family of datasets it reads, 'text' or 'images' (scaling.data.spec parses `dataset`).
   check_config(config) -> None
       Raise `scaling.errors.ConfigError('field: what is wrong; how to fix it')` for bad task fields.
   check_steps(config) -> None   (optional)

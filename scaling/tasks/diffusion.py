@@ -11,10 +11,11 @@ from flax import nnx
 from ml_collections import config_dict
 
 from scaling import diffusion, dit_flops, precision, stderr
-from scaling.data import images
+from scaling.data import images, spec
 from scaling.errors import ConfigError
 from scaling.models.dit import DiT, check_shape
 
+DATA = 'images'  # the family of datasets this task reads (scaling.data.spec)
 SHAPE_FIELDS = ('n_layer', 'd_model', 'n_head', 'mlp_ratio', 'patch', 'image_size', 'channels',
                 'num_classes')
 PROCESS_FIELDS = tuple(f.name for f in dataclasses.fields(diffusion.Process))
@@ -63,7 +64,7 @@ def _check_matches(c: config_dict.ConfigDict, data: images.ImageData) -> None:
 
 def make_data(c: config_dict.ConfigDict, process_index: int,
               process_count: int) -> images.ImageData:
-  splits, levels = images.load(c.dataset, c.data_dir or None)
+  splits, levels = images.load(spec.parse(c.dataset, family=DATA), c.data_dir or None)
   data = images.ImageData(c.dataset, splits, levels, batch_size=c.batch_size,
                           n_eval_batches=c.eval_batches, eval_grid=c.diffusion.eval_grid,
                           seed=c.seed, process_index=process_index, process_count=process_count)

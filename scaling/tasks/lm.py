@@ -16,11 +16,12 @@ from flax import nnx
 from ml_collections import config_dict
 
 from scaling import flops, precision, stderr
-from scaling.data import Data, text, tfds_text, tokens
+from scaling.data import Data, spec, text, tfds_text, tokens
 from scaling.data import tokenizer as tokenizers
 from scaling.errors import ConfigError
 from scaling.models.transformer import Transformer
 
+DATA = 'text'  # the family of datasets this task reads (scaling.data.spec)
 MLPS = ('gelu', 'swiglu')
 SHAPE_FIELDS = ('n_layer', 'd_model', 'n_head', 'd_ff', 'vocab_size', 'seq_len')
 
@@ -47,7 +48,7 @@ def check_config(c: config_dict.ConfigDict) -> None:
 
 def check_steps(c: config_dict.ConfigDict) -> None:
   """A run may not plan more than max_epochs passes over the train split (default 1 for tokens:)."""
-  limit = c.get('max_epochs', 0.0) or (1.0 if c.dataset.startswith('tokens:') else 0.0)
+  limit = c.get('max_epochs', 0.0) or (1.0 if spec.parse(c.dataset).kind == 'tokens' else 0.0)
   per_epoch = corpus(c)['tokens_per_epoch']
   if not limit or not per_epoch:
     return
@@ -61,9 +62,9 @@ def check_steps(c: config_dict.ConfigDict) -> None:
 
 def tokenizer(c: config_dict.ConfigDict) -> tokenizers.Tokenizer:
   """The tokenizer the run's data was encoded with: a prepared folder's own, else bytes."""
-  kind, _, root = c.dataset.partition(':')
-  if kind == 'tokens':
-    return tokens.load_tokenizer(root, tokens.read_manifest(root))
+  data = spec.parse(c.dataset, family=DATA)
+  if data.kind == 'tokens':
+    return tokens.load_tokenizer(data.arg, tokens.read_manifest(data.arg))
   return tokenizers.ByteTokenizer()
 
 
@@ -73,12 +74,12 @@ def _suffixes(c: config_dict.ConfigDict) -> tuple[str, ...] | None:
 
 def corpus(c: config_dict.ConfigDict) -> dict:
   """run.json's `corpus`: tokenizer, split sizes and tokens_per_epoch (None where unknown)."""
-  return _corpus(c.dataset, _suffixes(c), c.model.seq_len)
+  return _corpus(spec.parse(c.dataset, family=DATA), _suffixes(c), c.model.seq_len)
 
 
 @functools.lru_cache(maxsize=16)  # a sweep describes many runs of one corpus
-def _corpus(dataset: str, suffixes: tuple[str, ...] | None, seq_len: int) -> dict:
-  kind, _, arg = dataset.partition(':')
+def _corpus(data: spec.DatasetSpec, suffixes: tuple[str, ...] | None, seq_len: int) -> dict:
+  kind, arg = data.kind, data.arg
   byte = {'name': 'byte', 'vocab_size': text.VOCAB_SIZE}
   if kind == 'tokens':
     m = tokens.read_manifest(arg)
@@ -112,7 +113,8 @@ def make_model(c: config_dict.ConfigDict, rngs: nnx.Rngs) -> Transformer:
 
 
 def make_data(c: config_dict.ConfigDict, process_index: int, process_count: int) -> Data:
-  kind, _, arg = c.dataset.partition(':')
+  data = spec.parse(c.dataset, family=DATA)
+  kind, arg = data.kind, data.arg
   shared = dict(seq_len=c.model.seq_len, batch_size=c.batch_size, n_eval_batches=c.eval_batches,
                 seed=c.seed, process_index=process_index, process_count=process_count)
   if kind == 'stdlib':
@@ -123,10 +125,7 @@ def make_data(c: config_dict.ConfigDict, process_index: int, process_count: int)
     return text.ByteWindows(c.dataset, fingerprint, train, held_out, **shared)
   if kind == 'tfds':
     return tfds_text.TfdsText(arg, c.data_dir or None, **shared)
-  if kind == 'tokens':
-    return tokens.TokenWindows(arg, **shared)
-  raise ConfigError(f'dataset: {c.dataset!r} is not a text dataset for the lm task; use stdlib, '
-                    'textdir:/path/to/folder, tfds:NAME (e.g. tfds:lm1b) or tokens:DIR (prepared)')
+  return tokens.TokenWindows(arg, **shared)
 
 
 def loss_fn(model: Transformer, batch: dict, rng: jax.Array) -> tuple[jax.Array, dict]:

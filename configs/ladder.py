@@ -1,5 +1,5 @@
-"""What the sweep files share: model shapes as config overrides, the CPU ladder of byte-level LMs,
-and IsoFLOP windows over a ladder.
+"""What the sweep files share (this file is not a sweep: the sweeps are configs/sweeps/*.py): model
+shapes as config overrides, the CPU ladder of byte-level LMs, and IsoFLOP windows over a ladder.
 
 Sweep files declare budgets and shapes; experiments/runspec.py turns each budget into steps with
 the task's FLOP count, so nothing here does FLOP arithmetic.
