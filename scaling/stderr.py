@@ -8,7 +8,11 @@ error of the overall mean over n rows; metrics.Accounting writes it as `<name>_s
 
 Rows are treated as independent draws within their stratum: LM eval windows (S = 1), or diffusion
 examples stratified by their log-SNR node (S = eval_grid), so the log-SNR spread between strata,
-which stratification removes, does not inflate the error.
+which stratification removes, does not inflate the error. What makes them distinct draws is
+checked where they are made: LM windows never overlap (scaling.data.text.check_eval_windows, a
+ConfigError naming how many fit), and no held-out image is scored twice (scaling.data.images).
+Windows cut from one long document are still neighbours, so the error is that of a sample of
+windows, not of documents.
 """
 
 import jax
