@@ -34,6 +34,9 @@ def read_json(path: str, damaged_is_missing: bool = False,
       obj = json.load(f)
     if not isinstance(obj, dict):
       raise ValueError(f'a JSON {type(obj).__name__}, not an object')
+  except IsADirectoryError:
+    raise ConfigError(f'{path}: a folder, where a JSON file belongs; move it out of the way, or '
+                      'give another path') from None
   except (ValueError, UnicodeDecodeError) as e:
     if damaged_is_missing:  # cut short by a crash before the atomic write existed: not done
       return None

@@ -32,6 +32,9 @@ FORMAT_VERSION = 1
 LOCK = 'lock.json'
 HEARTBEAT_S = 30.0  # the lock's owner rewrites its heartbeat this often
 STALE_AFTER_S = 300.0  # a lock whose heartbeat is older than this is abandoned (any host)
+# What the run directory holds (docs/run-format.md): True for a folder.
+LAYOUT = {'config.json': False, 'run.json': False, 'metrics.jsonl': False, 'checkpoints': True,
+          'tensorboard': True, 'damaged_checkpoints': True}
 RUN_JSON_FIX = ('remove it to go on: the run resumes from its checkpoints and writes a new one, '
                 'without the wall time and config changes the old one held')
 CONFIG_JSON_FIX = 'restore it, or remove it and rerun with the config the run was trained with'
@@ -237,6 +240,12 @@ def check_workdir(workdir: str) -> None:
                       'write') from e
   if not os.access(workdir, os.W_OK | os.X_OK):
     raise ConfigError(f'workdir: {workdir} is not writable; give a path you can write')
+  for name, folder in LAYOUT.items():
+    path = os.path.join(workdir, name)
+    if os.path.exists(path) and os.path.isdir(path) != folder:
+      raise ConfigError(f'workdir: {path} is a {"file" if folder else "folder"}, where the run '
+                        f'keeps its {name} {"folder" if folder else "file"}; move it out of the '
+                        'way, or give another --workdir')
 
 
 def checkpoint_steps(workdir: str) -> list[int]:

@@ -491,6 +491,20 @@ def _edit_lr(b: Bound):
 
 
 
+def replace_with(name: str, folder: bool):
+  """RUN/name set aside and replaced by a folder (or a file) of that name."""
+  def change(b: Bound):
+    path = os.path.join(b.tokens_run, name)
+    os.rename(path, path + '.aside')
+    os.mkdir(path) if folder else open(path, 'w').close()
+
+    def undo():
+      shutil.rmtree(path) if folder else os.remove(path)
+      os.rename(path + '.aside', path)
+    return undo
+  return change
+
+
 # (case, change(bound) -> undo, which run, extra argv, what the one line must name)
 RELAUNCH = [
     ('text folder swapped', lambda b: swap(b.text, b.other_text), 'text_run', [], 'fingerprint'),
@@ -510,6 +524,11 @@ RELAUNCH = [
     ('run.json cut', damage_file('run.json', 'CUT'), 'tokens_run', [], 'run.json'),
     ('run.json empty', damage_file('run.json', ''), 'tokens_run', [], 'run.json'),
     ('run.json a list', damage_file('run.json', '[]'), 'tokens_run', [], 'run.json'),
+    ('checkpoints a file', replace_with('checkpoints', False), 'tokens_run', [], 'checkpoints'),
+    ('config.json a folder', replace_with('config.json', True), 'tokens_run', [], 'config.json'),
+    ('run.json a folder', replace_with('run.json', True), 'tokens_run', [], 'run.json'),
+    ('metrics.jsonl a folder', replace_with('metrics.jsonl', True), 'tokens_run', [],
+     'metrics.jsonl'),
 ]
 
 
