@@ -1,13 +1,16 @@
 """Compute-optimal allocation of a budget C between parameters N and tokens D under L(N, D).
 
 Closed form for C = 6ND; numerically for any FLOPs-per-token function f(N) (C = f(N)·D, as for
-the Chinchilla FLOP convention or a DiT) or any C(N, D) increasing in D. Every function takes
+the Chinchilla FLOP convention or a DiT). Every function takes
 numpy arrays that broadcast, so one call covers a grid of budgets and all bootstrap samples.
 
 `Compute` is the FLOP convention of a fitted table: C = r(N)·N·D with the ratio r = C/(N·D)
 read off the table's own points and interpolated linearly in log N (held at the end values
 outside the sizes trained). That is exact when the ratio is constant and needs no knowledge of the
 model; `Compute.six_nd()` is the C = 6ND convention.
+
+`within_reason` keeps a plan near its data: a budget whose compute-optimal N is below the smallest
+model fitted is refused, and one more than FAR times beyond the fitted budgets gets a warning.
 """
 
 import dataclasses
@@ -15,16 +18,19 @@ from typing import Callable
 
 import numpy as np
 
+from analysis import errors
+from analysis import hardware
 from analysis import laws
 
 Array = np.ndarray
 _GOLDEN = (np.sqrt(5) - 1) / 2
+FAR = 1000.0  # a budget this many times beyond the fitted ones is an extrapolation worth a warning
 
 
 def optimal_6nd(C, A, B, alpha, beta, **_) -> tuple[Array, Array]:
   """N_opt = G (C/6)^a, D_opt = G⁻¹ (C/6)^b, with G = (αA / βB)^(1/(α+β))."""
   a, b = laws.exponents(alpha, beta)
-  G = (alpha * A / (beta * B))**(1 / (alpha + beta))
+  G = laws.allocation_constant(A, B, alpha, beta)
   return G * (C / 6)**a, (C / 6)**b / G
 
 
@@ -37,25 +43,12 @@ def _golden_min(h: Callable[[Array], Array], lo: Array, hi: Array, iters: int = 
   return (lo + hi) / 2
 
 
-def _tokens_for_budget(flops: Callable, N: Array, C: Array, iters: int = 200) -> Array:
-  """D with flops(N, D) = C, by bisection in log D (flops must increase with D)."""
-  lo, hi = np.zeros(np.broadcast(N, C).shape), np.full(np.broadcast(N, C).shape, 150.0)
-  for _ in range(iters):
-    mid = (lo + hi) / 2
-    low = flops(N, np.exp(mid)) < C
-    lo, hi = np.where(low, mid, lo), np.where(low, hi, mid)
-  return np.exp((lo + hi) / 2)
-
-
-def optimal_numeric(C, A, B, alpha, beta, flops_per_token: Callable | None = None,
-                    flops: Callable | None = None, **_) -> tuple[Array, Array]:
-  """argmin over N of A/N^α + B/D^β with D from the budget: D = C / f(N), or flops(N, D) = C."""
-  if (flops_per_token is None) == (flops is None):
-    raise ValueError('give exactly one of flops_per_token=f(N) or flops=C(N, D)')
+def optimal_numeric(C, A, B, alpha, beta, flops_per_token: Callable, **_) -> tuple[Array, Array]:
+  """argmin over N of A/N^α + B/D^β with D = C / f(N) from the budget."""
   C = np.asarray(C, float)
 
   def tokens(N):
-    return C / flops_per_token(N) if flops is None else _tokens_for_budget(flops, N, C)
+    return C / flops_per_token(N)
 
   def reducible(u):
     N = np.exp(u)
@@ -125,19 +118,44 @@ def optimal_loss(C, params: dict, compute: Compute | None = None) -> Array:
   return laws.chinchilla(N, D, **params)
 
 
-def compute_for_loss(target, params: dict, compute: Compute | None = None,
-                     iters: int = 64) -> Array:
-  """Smallest budget whose compute-optimal loss reaches `target`; NaN where target ≤ E.
-
-  Bisection in log C over [0, log 1e45]: 64 halvings reach float precision."""
-  shape = np.broadcast(target, *params.values()).shape
+def _smallest_budget(short, shape, iters: int = 64) -> Array:
+  """Smallest C in [1, 1e45] where short(C) turns False (short must fall with C), by bisection
+  in log C: 64 halvings reach float precision."""
   lo, hi = np.full(shape, np.log(1.0)), np.full(shape, np.log(1e45))
   for _ in range(iters):
     mid = (lo + hi) / 2
-    above = optimal_loss(np.exp(mid), params, compute) > target
-    lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
-  C = np.exp(hi)
+    below = short(np.exp(mid))
+    lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+  return np.exp(hi)
+
+
+def compute_for_loss(target, params: dict, compute: Compute | None = None) -> Array:
+  """Smallest budget whose compute-optimal loss reaches `target`; NaN where target ≤ E."""
+  C = _smallest_budget(lambda c: optimal_loss(c, params, compute) > target,
+                       np.broadcast(target, *params.values()).shape)
   return np.where(optimal_loss(C, params, compute) <= target * (1 + 1e-9), C, np.nan)
+
+
+def within_reason(C: float, params: dict, compute: Compute | None, fitted_range: dict | None,
+                  what: str) -> str | None:
+  """Refuses (InputError) a budget C whose compute-optimal N is below the smallest model fitted;
+  returns a one-line warning when C lies over FAR times outside the fitted budgets, or when the
+  fit does not record its range; else None. `what` names the budget, e.g. '--flops=1e20'."""
+  if not fitted_range:
+    return (f'the fit records no fitted_range (written before it existed), so {what} cannot be '
+            'checked against the budgets fitted; refit to get the check')
+  n_min, (c_lo, c_hi) = fitted_range['N'][0], fitted_range['C']
+  n_opt = float(optimal(C, params, compute)[0])
+  if n_opt < n_min:
+    enough = float(_smallest_budget(lambda c: optimal(c, params, compute)[0] < n_min, ()))
+    raise errors.InputError(f'{what} puts the compute-optimal model at N = {n_opt:.3g}, below the '
+                            f'smallest model fitted (N = {n_min:.3g}), where the law says nothing: '
+                            f'plan a budget of at least {enough:.3g}')
+  factor = C / c_hi if C > c_hi else c_lo / C
+  if factor > FAR:
+    return (f'{what} lies {factor:.3g}x beyond the budgets fitted (C = {c_lo:.3g} to {c_hi:.3g}), '
+            f'over {FAR:.0f}x: the plan extrapolates the law that far, so treat it as a guess')
+  return None
 
 
 def derived(params: dict, C, compute: Compute | None = None) -> dict[str, Array]:
@@ -153,3 +171,21 @@ def derived(params: dict, C, compute: Compute | None = None) -> dict[str, Array]
   N_lo, D_lo = optimal(np.asarray(C, float) * np.exp(-h), params, compute)
   return {'a': a, 'b': b, 'N_opt': N, 'D_opt': D, 'tokens_per_param': D / N,
           'a_local': np.log(N_hi / N_lo) / (2 * h), 'b_local': np.log(D_hi / D_lo) / (2 * h)}
+
+
+def plan(params: dict, device: hardware.Device, mfu: float, flops=None, target_loss=None,
+         price_per_hour: float | None = None, watts: float | None = None,
+         compute: Compute | None = None) -> dict:
+  """A compute-optimal run at a budget (or at the least budget reaching a target loss) on a
+  device: N, D, FLOPs, loss, device-hours, energy and cost. params may hold arrays (bootstrap
+  samples), results follow them. `compute` is the fit's FLOP convention (None: C = 6ND)."""
+  C = np.broadcast_to(flops, np.shape(params['E'])) if flops else compute_for_loss(
+      target_loss, params, compute)
+  N, D = optimal(C, params, compute)
+  hours = C / (device.peak_flops * mfu) / 3600
+  out = {'N_opt': N, 'D_opt': D, 'tokens_per_param': D / N, 'FLOPs': C,
+         'loss': optimal_loss(C, params, compute), 'device_hours': hours,
+         'energy_MWh': hours * (watts or device.watts) / 1e6}
+  if price_per_hour is not None:
+    out['cost'] = hours * price_per_hour
+  return out

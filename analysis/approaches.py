@@ -1,102 +1,121 @@
-"""Chinchilla's Approach 1: compute-optimal N and D read off the training curves themselves.
+"""Chinchilla's three approaches side by side, in the layout of their Table 2 (a and b, with 95%
+intervals, one row per approach), and where they disagree beyond those intervals.
 
-The lower envelope of all training curves gives the best loss at each compute C and the size that
-reaches it, N_opt(C); power laws N_opt ∝ C^a, D_opt ∝ C^b go through it. (Approach 2, the IsoFLOP
-profiles, is analysis/isoflop.py.) Rows with C <= 0, such as the step-0 eval, are dropped first.
-
-The envelope is fair only where each point on it is the end of a schedule: WSD cooldown branches,
-or several run lengths per size as Hoffmann et al. trained. Intermediate points of a cosine run
-fitted to one length are read before the schedule has decayed, above the loss a run of that
-length would reach, so an envelope of them favours small models; `single_length_warning` says
-when the curves are like that.
+Approach 1 (envelope of training curves, analysis/approach1.py) applies when the curves exist
+(runs); Approach 2 (IsoFLOP profiles, analysis/approach2.py) when budgets have enough sizes;
+Approach 3 (the fitted L(N, D)) always. An approach that does not apply says why in one line.
 """
 
 import dataclasses
+import itertools
 
 import numpy as np
-import pandas as pd
 
+from analysis import approach1
+from analysis import approach2
 from analysis import errors
+from analysis import intervals
+from analysis import laws
+from analysis import study as study_lib
+
+NAMES = {1: 'Minimum over training curves', 2: 'IsoFLOP profiles',
+         3: 'Parametric modelling of the loss'}
+APPROACH1_RESAMPLES = 100
 
 
 @dataclasses.dataclass
-class PowerLaw:
-  """y = k · x^exponent, fitted by least squares in log-log space."""
-  k: float
-  exponent: float
+class Row:
+  approach: int
+  a: float | None = None
+  b: float | None = None
+  a_ci95: list | None = None
+  b_ci95: list | None = None
+  why_not: str | None = None  # set when the approach does not apply
+  notes: list = dataclasses.field(default_factory=list)
+  details: dict = dataclasses.field(default_factory=dict)
+
+  def to_json(self) -> dict:
+    out = {'approach': self.approach, 'name': NAMES[self.approach],
+           'applies': self.why_not is None}
+    if self.why_not:
+      return {**out, 'why_not': self.why_not}
+    return {**out, 'a': self.a, 'a_ci95': self.a_ci95, 'b': self.b, 'b_ci95': self.b_ci95,
+            'notes': self.notes, **self.details}
 
 
-def fit_power_law(x, y) -> PowerLaw:
-  slope, intercept = np.polyfit(np.log(x), np.log(y), 1)
-  return PowerLaw(k=float(np.exp(intercept)), exponent=float(slope))
+def approach1_row(study: study_lib.Study, seed: int) -> Row:
+  """The envelope of the eval curves of the runs in the fit (same N, C and loss columns)."""
+  if study.runs is None:
+    return Row(1, why_not='needs training curves: pass --runs (a CSV holds one point per run)')
+  curves = approach1.curves(study)
+  try:
+    opt = approach1.approach1(curves)
+  except errors.InputError as e:
+    return Row(1, why_not=str(e))
+  boot = approach1.approach1_bootstrap(curves, APPROACH1_RESAMPLES, seed)
+  runs = study.runs.table
+  warn = approach1.single_length_warning(runs[runs['run'].isin(set(study.table['run']))])
+  return Row(1, opt.n_opt.exponent, opt.d_opt.exponent, intervals.ci95(boot['a']),
+             intervals.ci95(boot['b']), notes=[warn] if warn else [],
+             details={'resampling': f'{APPROACH1_RESAMPLES} resamples of whole runs',
+                      'eval_points': len(curves)})
 
 
-def envelope(curves: pd.DataFrame, n_grid: int = 200) -> pd.DataFrame:
-  """Best loss at each C over all runs (curves: run, N, C, D, loss), interpolated in log C."""
-  curves = curves[(curves['C'] > 0) & (curves['D'] > 0) & np.isfinite(curves['loss'])]
-  logc = np.log(curves['C'].to_numpy())
-  grid_G = np.linspace(logc.min(), logc.max(), n_grid)
-  loss_RxG, n_R, d_RxG = [], [], []
-  for _, run in curves.sort_values('C').groupby('run', sort=False):
-    lc = np.log(run['C'].to_numpy())
-    inside = (grid_G >= lc.min()) & (grid_G <= lc.max())
-    loss_RxG.append(np.where(inside, np.interp(grid_G, lc, run['loss'].to_numpy()), np.inf))
-    d_RxG.append(np.exp(np.interp(grid_G, lc, np.log(run['D'].to_numpy()))))
-    n_R.append(run['N'].iloc[0])
-  loss_RxG, d_RxG = np.array(loss_RxG), np.array(d_RxG)
-  best_G = np.argmin(loss_RxG, axis=0)
-  cols = np.arange(n_grid)
-  return pd.DataFrame({'C': np.exp(grid_G), 'loss': loss_RxG[best_G, cols],
-                       'N': np.array(n_R)[best_G], 'D': d_RxG[best_G, cols]})
+def approach2_row(result: approach2.Result, notes: list[str] | None = None) -> Row:
+  return Row(2, result.a, result.b, result.ci95('a'), result.ci95('b'),
+             notes=list(result.warnings) if notes is None else notes,
+             details={k: v for k, v in result.to_json().items()
+                      if k not in ('a', 'b', 'a_ci95', 'b_ci95', 'warnings')})
 
 
-@dataclasses.dataclass
-class Optima:
-  table: pd.DataFrame  # per C (Approach 1) or per budget (Approach 2): C, N, D, loss at the optimum
-  n_opt: PowerLaw
-  d_opt: PowerLaw
+def approach3_row(law: str, params: dict, samples: dict | None) -> Row:
+  """a = β/(α+β) of the fitted Chinchilla law, per bootstrap resample for its interval."""
+  if law != 'chinchilla':
+    return Row(3, why_not=f'--law={law} has no N and D terms; use --law=chinchilla')
+  a, b = laws.exponents(params['alpha'], params['beta'])
+  if not samples:
+    return Row(3, a, b)
+  a_s, b_s = laws.exponents(np.asarray(samples['alpha']), np.asarray(samples['beta']))
+  return Row(3, a, b, intervals.ci95(a_s), intervals.ci95(b_s))
 
 
-def approach1(curves: pd.DataFrame, n_grid: int = 200) -> Optima:
-  """Power laws through the envelope where its best run is neither the smallest nor the largest
-  size: there the frontier is set by the sizes trained, not by the optimum."""
-  curves = curves[(curves['C'] > 0) & (curves['D'] > 0) & np.isfinite(curves['loss'])]
-  env = envelope(curves, n_grid)
-  inner = env[(env['N'] > curves['N'].min()) & (env['N'] < curves['N'].max())]
-  if inner['N'].nunique() < 2:
-    raise errors.InputError('the envelope of the training curves has fewer than 2 inner sizes: '
-                            'Approach 1 needs runs of at least 4 sizes whose curves overlap in C')
-  return Optima(env, fit_power_law(inner['C'], inner['N']), fit_power_law(inner['C'], inner['D']))
-
-
-def approach1_bootstrap(curves: pd.DataFrame, n_resamples: int, seed: int,
-                        n_grid: int = 200) -> dict:
-  """a and b refitted on resamples of whole runs drawn with replacement (NaN: too few sizes)."""
-  rng = np.random.default_rng(seed)
-  names = curves['run'].unique()
-  by_run = {k: g for k, g in curves.groupby('run')}
-  out = {'a': np.full(n_resamples, np.nan), 'b': np.full(n_resamples, np.nan)}
-  for r in range(n_resamples):
-    pick = np.unique(rng.choice(names, len(names)))  # a run drawn twice adds nothing to a minimum
-    try:
-      opt = approach1(pd.concat([by_run[k] for k in pick]), n_grid)
-    except errors.InputError:
-      continue
-    out['a'][r], out['b'][r] = opt.n_opt.exponent, opt.d_opt.exponent
+def disagreements(rows: list[Row]) -> list[str]:
+  """Pairs of approaches whose 95% intervals of a (or b) do not overlap."""
+  out = []
+  for x, y in itertools.combinations([r for r in rows if r.why_not is None], 2):
+    for key in ('a', 'b'):
+      cx, cy = getattr(x, f'{key}_ci95'), getattr(y, f'{key}_ci95')
+      if cx and cy and (cx[1] < cy[0] or cy[1] < cx[0]):
+        out.append(f'Approaches {x.approach} and {y.approach} disagree on {key} beyond their 95% '
+                   f'intervals ({getattr(x, key):.3f} [{cx[0]:.3f}, {cx[1]:.3f}] vs '
+                   f'{getattr(y, key):.3f} [{cy[0]:.3f}, {cy[1]:.3f}]): a finding about the '
+                   'data or the estimators, not noise')
   return out
 
 
-def single_length_warning(runs: pd.DataFrame) -> str | None:
-  """A warning when the envelope would come from intermediate points of single-length runs.
+def to_json(rows: list[Row]) -> dict:
+  return {'rows': [r.to_json() for r in rows], 'disagreements': disagreements(rows)}
 
-  runs: one row per run with N, schedule and (for WSD branches) cluster; fair when every size has
-  several run lengths (steps) or the runs are cooldown branches."""
-  single = runs.groupby('N')['steps'].nunique().max() <= 1
-  branches = 'cluster' in runs and (runs['cluster'] != runs['run']).any()
-  schedules = set(runs.get('schedule', pd.Series(dtype=str)).dropna())
-  if single and not branches and schedules - {'constant', 'wsd'}:
-    return ('Approach 1 reads the envelope off intermediate points of runs with one length per '
-            f'size and a {"/".join(sorted(schedules))} schedule: those points are read before the '
-            'schedule decays, so they are biased towards small models; train several lengths per '
-            'size or WSD cooldown branches for a fair envelope')
-  return None
+
+def _cell(value, ci) -> str:
+  if value is None:
+    return ''
+  return f'{value:.3f} ({ci[0]:.3f}, {ci[1]:.3f})' if ci else f'{value:.3f}'
+
+
+def lines(rows: list[Row], extra: list[tuple[str, dict]] = ()) -> list[str]:
+  """The printed table; extra rows (label, {'a', 'a_ci95', 'b', 'b_ci95'}) go below, e.g. the
+  published Table 2."""
+  out = [f'{"Approach":<44}{"a, N_opt ∝ C^a":<26}{"b, D_opt ∝ C^b":<26}']
+  for r in rows:
+    label = f'{r.approach}. {NAMES[r.approach]}'
+    if r.why_not:
+      out.append(f'{label:<44}does not apply: {r.why_not}')
+    else:
+      out.append(f'{label:<44}{_cell(r.a, r.a_ci95):<26}{_cell(r.b, r.b_ci95):<26}')
+      out += [f'{"":<4}note: {n}' for n in r.notes]
+  for label, p in extra:
+    out.append(f'{label:<44}{_cell(p["a"], p.get("a_ci95")):<26}'
+               f'{_cell(p["b"], p.get("b_ci95")):<26}')
+  out += disagreements(rows)
+  return out

@@ -1,23 +1,20 @@
 """Backtest: fit on the runs with C ≤ C_cut, then score the prediction for every larger run."""
 
-import numpy as np
 import pandas as pd
 
+from analysis import engine
 from analysis import errors
-from analysis import fitting
 from analysis import laws
 
 
-def backtest(table: pd.DataFrame, c_cut: float, law: laws.Law = laws.CHINCHILLA,
-             starts_SxQ: np.ndarray | None = None) -> tuple[dict, pd.DataFrame]:
+def backtest(table: pd.DataFrame, c_cut: float,
+             law: laws.PowerSum = laws.CHINCHILLA) -> tuple[dict, pd.DataFrame]:
   """Fitted parameters, and held-out rows with `predicted` and `rel_error` = predicted/loss − 1."""
   train, held = table[table['C'] <= c_cut], table[table['C'] > c_cut]
   if len(train) < law.n_params or not len(held):
     raise errors.InputError(f'C_cut={c_cut:.3g} leaves {len(train)} points to fit and {len(held)} '
                             f'to predict: need >= {law.n_params} and >= 1; move the cut')
-  prob = fitting.problem(law, train, train['loss'])
-  fit = fitting.fit(prob, fitting.grid_starts(law) if starts_SxQ is None else starts_SxQ)
-  params = {k: float(v) for k, v in law.named(fit.x).items()}
+  params = engine.fit_law(law, train).params
   held = held.copy()
   held['predicted'] = law.predict(params, **{v: held[v].to_numpy() for v in law.variables})
   held['rel_error'] = held['predicted'] / held['loss'] - 1

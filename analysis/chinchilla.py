@@ -10,10 +10,13 @@ import pandas as pd
 
 from analysis import errors
 from analysis import points
+from analysis import study as study_lib
 
 DEFAULT_DATA = pathlib.Path(__file__).resolve().parents[1] / 'data' / 'chinchilla'
 FILE = 'svg_extracted_data.csv'
 COLUMNS = {'N': 'Model Size', 'C': 'Training FLOP', 'loss': 'loss'}  # D = C / (6N)
+UNITS = {'N': 'parameters (column Model Size)', 'D': 'tokens, D = C/(6N)',
+         'C': 'FLOPs (column Training FLOP)', 'loss': 'column loss'}
 EXCLUDE_TOP_LOSS = 5
 
 PUBLISHED = {
@@ -51,3 +54,8 @@ def load(data_dir: str | pathlib.Path = DEFAULT_DATA) -> pd.DataFrame:
                             '(data/chinchilla/ in the repository holds it)')
   table = points.canonical(pd.read_csv(csv), COLUMNS)
   return points.drop_top_loss(table, EXCLUDE_TOP_LOSS)
+
+
+def study(data_dir: str | pathlib.Path = DEFAULT_DATA) -> study_lib.Study:
+  """`load` as a study, its units named as analysis.fit names them for this CSV."""
+  return study_lib.Study(load(data_dir), UNITS)

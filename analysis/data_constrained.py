@@ -1,50 +1,50 @@
 """Fit the data-constrained law (analysis.laws.data_constrained; Muennighoff et al. 2023) to runs
-that repeat data:
+that repeat data, with the one engine (analysis.engine) and its bootstrap:
 
 1. the Chinchilla part (E, A, B, α, β): taken from a `--base-fit` fit.json of a --law=chinchilla
    fit and held fixed (the paper's way), or else started from a Chinchilla fit of the points that
-   do not repeat data (D ≤ U) with the same Huber objective;
+   do not repeat data (D ≤ U);
 2. R_D* and R_N* (the repeats of data, and of excess parameters, after which their worth has
-   decayed by 1/e): a Huber loss on log residuals, minimised by scipy's L-BFGS-B over log R* from
-   a grid of starts, jointly with the Chinchilla part when it was not given (even one epoch of
-   U tokens discounts parameters beyond those compute-optimal for U, so the points of at most one
-   epoch are not exactly Chinchilla's).
+   decayed by 1/e): from the grid of log R* starts with the Chinchilla part held at its start;
+   then, when that part was not given, everything together from the best of those (even one epoch
+   of U tokens discounts parameters beyond those compute-optimal for U, so the points of at most
+   one epoch are not exactly Chinchilla's).
 
 U is each point's unique tokens (runs: run.json's corpus.tokens_per_epoch; CSV: --columns U=...).
 R_N* is reported only when some point has more parameters than are compute-optimal for its unique
-data (N > U_N); otherwise no point constrains it and it is None.
+data (N > U_N); otherwise no point constrains it: it is held and reported as None. A fit (or a
+resample) whose R* ends outside R_RANGE is not converged: no point pins it down.
 """
 
 import dataclasses
 
 import numpy as np
 import pandas as pd
-from scipy import optimize
 
+from analysis import engine
 from analysis import errors
-from analysis import fitting
+from analysis import intervals
 from analysis import laws
 
-HUBER_DELTA = 1e-3  # as the Chinchilla fit (analysis.objective)
-LOG_R_STARTS = np.log([1.0, 10.0, 100.0])
-LOG_R_BOUNDS = (np.log(1e-2), np.log(1e5))
+LAW = laws.DATA_CONSTRAINED
+R_RANGE = (1e-2, 1e5)  # repeats; beyond them R* is not identified by the points
 CHINCHILLA_KEYS = ('E', 'A', 'B', 'alpha', 'beta')
 
 
 @dataclasses.dataclass
 class Result:
-  params: dict  # E, A, B, alpha, beta, R_D_star, R_N_star (None when not identified)
+  fit: engine.LawFit  # the row of LAW and the bootstrap
+  held: engine.Held  # the problem on the fitted coordinates (the bootstrap refits it)
   base: str  # where the Chinchilla part came from
   n_points: int
   n_repeating: int  # points with D > U
   n_excess_params: int  # points with N > U_N
-  objective: float
   converged: bool
 
-
-def _huber(r: np.ndarray) -> float:
-  a = np.abs(r)
-  return float(np.sum(np.where(a <= HUBER_DELTA, 0.5 * r**2, HUBER_DELTA * (a - 0.5 * HUBER_DELTA))))
+  @property
+  def params(self) -> dict:
+    p = self.fit.params
+    return {**p, 'R_N_star': p['R_N_star'] if self.n_excess_params else None}
 
 
 def check(table: pd.DataFrame) -> None:
@@ -62,11 +62,10 @@ def check(table: pd.DataFrame) -> None:
 
 
 def _chinchilla(points: pd.DataFrame) -> dict | None:
-  if len(points) < laws.CHINCHILLA.n_params or points['N'].nunique() < 3 or points['D'].nunique() < 3:
+  if (len(points) < laws.CHINCHILLA.n_params or points['N'].nunique() < 3 or
+      points['D'].nunique() < 3):
     return None
-  fit = fitting.fit(fitting.problem(laws.CHINCHILLA, points, points['loss']),
-                    fitting.grid_starts(laws.CHINCHILLA))
-  return {k: float(v) for k, v in laws.CHINCHILLA.named(fit.x).items()}
+  return engine.fit_law(laws.CHINCHILLA, points).params
 
 
 def fit_base(table: pd.DataFrame) -> dict:
@@ -85,90 +84,62 @@ def fit_base(table: pd.DataFrame) -> dict:
   return base if within.all() else _chinchilla(fresh[within]) or base
 
 
-def _to_row(base: dict) -> np.ndarray:
-  return np.array([np.log(base['E']), np.log(base['A']), np.log(base['B']), base['alpha'],
-                   base['beta']])
+def _identified(x_nxQ: np.ndarray, excess: bool) -> np.ndarray:
+  log_r = x_nxQ[:, :2 if excess else 1]
+  return ((log_r > np.log(R_RANGE[0])) & (log_r < np.log(R_RANGE[1]))).all(1)
 
 
-def _from_row(x: np.ndarray) -> dict:
-  return dict(E=np.exp(x[0]), A=np.exp(x[1]), B=np.exp(x[2]), alpha=x[3], beta=x[4])
-
-
-def fit(table: pd.DataFrame, base: dict | None = None, base_name: str | None = None,
-        warm: dict | None = None) -> Result:
-  """`base`: the Chinchilla part, held fixed; None fits it jointly (see the module docstring).
-  `warm`: the params of a fit to similar points (a bootstrap's full fit): the Chinchilla part
-  starts there instead of at a Chinchilla fit, and its R* joins the grid of R* starts."""
+def fit(table: pd.DataFrame, base: dict | None = None, base_name: str | None = None) -> Result:
+  """`base`: the Chinchilla part, held fixed; None fits it jointly (see the module docstring)."""
   check(table)
-  joint = base is None
-  start = _to_row(base if not joint else warm if warm else fit_base(table))
+  start = LAW.row({**(base or fit_base(table)), 'R_D_star': 1.0, 'R_N_star': 1.0})
+  p0 = LAW.named(start)
   N, D, U = (table[k].to_numpy(float) for k in ('N', 'D', 'U'))
-  logy = np.log(table['loss'].to_numpy(float))
-  p0 = _from_row(start)
   U_N = np.minimum(N, laws.optimal_params_for_tokens(np.minimum(U, D), p0['A'], p0['B'],
                                                      p0['alpha'], p0['beta']))
   excess = int((N > U_N * (1 + 1e-9)).sum())
-  dims = 2 if excess else 1
-
-  def objective(x):
-    chin = _from_row(x[dims:] if joint else start)
-    r_d, r_n = np.exp(x[0]), (np.exp(x[1]) if excess else 1.0)
-    with np.errstate(over='ignore', invalid='ignore', divide='ignore'):
-      pred = laws.data_constrained(N, D, U, **chin, R_D_star=r_d, R_N_star=r_n)
-      value = _huber(np.log(pred) - logy)
-    return value if np.isfinite(value) else 1e30
-
-  # R* from a grid of starts with the Chinchilla part at its start; then, when that part was not
-  # given, everything together from the best of those.
-  fixed = lambda x: objective(np.concatenate([x, start])) if joint else objective(x)
-  grid = np.array(np.meshgrid(*[LOG_R_STARTS] * dims)).reshape(dims, -1).T
-  if warm:  # its R* too: a flat direction (a poorly identified R*) then shows as a wide interval
-    grid = np.vstack([grid, np.log([[warm['R_D_star'], warm['R_N_star'] or 1.0][:dims]])])
-  best = min((optimize.minimize(fixed, g, method='L-BFGS-B', bounds=[LOG_R_BOUNDS] * dims)
-              for g in grid), key=lambda r: r.fun)
-  if joint:
-    best = optimize.minimize(objective, np.concatenate([best.x, start]), method='L-BFGS-B',
-                             bounds=[LOG_R_BOUNDS] * dims + [(None, None)] * 3 + [(1e-3, 3.0)] * 2)
-  at_bound = np.any(np.isclose(best.x[:dims], LOG_R_BOUNDS, atol=1e-3))
-  chin = {k: float(v) for k, v in _from_row(best.x[dims:] if joint else start).items()}
-  params = {**chin, 'R_D_star': float(np.exp(best.x[0])),
-            'R_N_star': float(np.exp(best.x[1])) if excess else None}
-  base_name = base_name or ('fitted jointly, started from a Chinchilla fit of the points of at '
-                            'most one epoch' if joint else 'given')
-  return Result(params, base_name, len(table), int((D > U).sum()), excess, float(best.fun),
-                bool(best.success and not at_bound))
+  free = np.array([True, bool(excess)] + [base is None] * 5)
+  grid = np.unique(LAW.starts()[:, :2 if excess else 1], axis=0)
+  stage = engine.Held(engine.problem(LAW, table), np.array([True, bool(excess)] + [False] * 5),
+                      start)
+  best = engine.fit(stage, grid)
+  held = engine.Held(stage.problem, free, stage.full(best.x[None])[0])
+  if base is None:
+    best = engine.fit(held, held.x_Q[free][None])
+  x = held.full(best.x[None])
+  name = base_name or ('fitted jointly, started from a Chinchilla fit of the points of at most '
+                       'one epoch' if base is None else 'given')
+  return Result(engine.LawFit(LAW, dataclasses.replace(best, x=x[0])), held, name, len(table),
+                int((D > U).sum()), excess, best.converged and bool(_identified(x, excess)[0]))
 
 
-def bootstrap(table: pd.DataFrame, full: Result, base: dict | None, n: int, seed: int = 0) -> dict:
-  """Percentile intervals and standard errors of every parameter over `n` refits to the points
-  resampled with replacement, each started from the full fit (the Chinchilla part held at `base`
-  when given). A resample that repeats no data, or whose fit does not converge, is left out."""
-  rng = np.random.default_rng(seed)
-  fits = []
-  for _ in range(n):
-    sample = table.iloc[rng.integers(0, len(table), len(table))]
-    try:
-      result = fit(sample, base, warm=full.params)
-    except errors.InputError:
-      continue
-    if result.converged:
-      fits.append(result.params)
-  out = {'resamples': n, 'converged': len(fits), 'seed': seed, 'ci95': {}, 'stderr': {}}
-  for k in (*CHINCHILLA_KEYS, 'R_D_star', 'R_N_star'):
-    values = np.array([f[k] for f in fits if f[k] is not None], float)
-    if len(values) >= 2:
-      out['ci95'][k] = [float(v) for v in np.percentile(values, [2.5, 97.5])]
-      out['stderr'][k] = float(values.std(ddof=1))
-  return out
+def bootstrap(result: Result, weights_RxP: np.ndarray, cold_share: float = 0.0,
+              seed: int = 0) -> dict:
+  """The engine's bootstrap of the fitted coordinates, kept in result.fit.boot: every resample
+  warm-started at the fit, a share also from the grid of R* starts; a resample whose R* is not
+  identified is not converged. Returns fit.json's `bootstrap`: bookkeeping, and 95% intervals and
+  standard errors of every parameter that the converged resamples identify."""
+  held, free = result.held, result.held.free_Q
+  z = result.fit.best.x[free]
+  cold = np.unique(LAW.starts()[:, :2 if result.n_excess_params else 1], axis=0)
+  cold_starts = np.concatenate([cold, np.repeat(held.x_Q[None, free][:, cold.shape[1]:],
+                                                len(cold), 0)], 1)
+  boot = engine.bootstrap_with_cold_starts(held, z, weights_RxP, cold_starts, cold_share, seed)
+  x_RxQ = held.full(boot.x_RxQ)
+  converged = boot.converged_R & _identified(x_RxQ, bool(result.n_excess_params))
+  result.fit.boot = boot = dataclasses.replace(boot, x_RxQ=x_RxQ, converged_R=converged)
+  samples = result.fit.samples or {}
+  keys = CHINCHILLA_KEYS + ('R_D_star',) + (('R_N_star',) if result.n_excess_params else ())
+  stderr, ci95 = intervals.summarize({k: samples[k] for k in keys if k in samples})
+  return {**boot.summary(), 'seed': seed, 'ci95': ci95, 'stderr': stderr}
 
 
 def to_json(result: Result, table: pd.DataFrame) -> dict:
   p = result.params
-  pred = laws.data_constrained(*(table[k].to_numpy(float) for k in ('N', 'D', 'U')),
-                               **{**p, 'R_N_star': p['R_N_star'] or 1.0})
-  r = np.log(pred) - np.log(table['loss'].to_numpy(float))
+  r = np.log(LAW.predict(p, **{k: table[k].to_numpy(float) for k in LAW.variables}))
+  r -= np.log(table['loss'].to_numpy(float))
   return {'law': 'data_constrained', 'n_points': result.n_points, 'params': p,
-          'objective': result.objective, 'converged': result.converged,
+          'objective': result.fit.best.objective, 'converged': result.converged,
           'base': result.base, 'points_repeating_data': result.n_repeating,
           'points_with_excess_params': result.n_excess_params,
           'convention': 'U_N from the Chinchilla part\'s compute-optimal allocation at C = 6ND',
@@ -176,16 +147,16 @@ def to_json(result: Result, table: pd.DataFrame) -> dict:
                         'median_abs_log': float(np.median(np.abs(r)))}}
 
 
-def lines(result: Result, intervals: dict | None = None) -> list[str]:
-  p, ci = result.params, (intervals or {}).get('ci95', {})
-  shown = lambda k: f'{p[k]:.4g}' + (f' [{ci[k][0]:.4g}, {ci[k][1]:.4g}]' if k in ci else '')
+def lines(result: Result, boot_json: dict | None = None) -> list[str]:
+  p, ci = result.params, (boot_json or {}).get('ci95', {})
+  shown = lambda k: f'{p[k]:.4g}' + (f' [{ci[k][0]:.4g}, {ci[k][1]:.4g}]' if ci.get(k) else '')
   r_n = 'not identified (no point has N > U_N)' if p['R_N_star'] is None else shown('R_N_star')
   out = [f'law data_constrained: {result.n_points} points ({result.n_repeating} repeat data), '
-          f'Chinchilla part {result.base}, converged {result.converged}',
-          '  ' + ', '.join(f'{k} {shown(k)}' for k in CHINCHILLA_KEYS),
-          f'  R_D* {shown("R_D_star")} (repeats after which repeated data is worth 1/e as much), '
-          f'R_N* {r_n}']
-  if intervals:
-    out.append(f'  [95% intervals from {intervals["converged"]} of {intervals["resamples"]} '
+         f'Chinchilla part {result.base}, converged {result.converged}',
+         '  ' + ', '.join(f'{k} {shown(k)}' for k in CHINCHILLA_KEYS),
+         f'  R_D* {shown("R_D_star")} (repeats after which repeated data is worth 1/e as much), '
+         f'R_N* {r_n}']
+  if boot_json:
+    out.append(f'  [95% intervals from {boot_json["converged"]} of {boot_json["resamples"]} '
                'bootstrap resamples of the points]')
   return out

@@ -7,6 +7,11 @@ Optional columns ride along when present: `run` (names points), `cluster` (point
 together by the bootstrap, e.g. the cooldown branches of one WSD trunk), `loss_stderr` (the
 measurement's standard error, reported beside the fit's residuals) and `budget` (the IsoFLOP
 budget a point was launched at, which Approach 2 groups by).
+
+Duplicated rows are not independent points: rows whose N, D, C and loss all agree within
+DUPLICATE_RTOL (relative) are one measurement copied (a run listed twice, a CSV row pasted again).
+`with_duplicates_clustered` puts each such group in one bootstrap cluster. A seed replicate differs
+in its loss by the seed noise, orders of magnitude beyond DUPLICATE_RTOL, and stays a point.
 """
 
 import pathlib
@@ -21,6 +26,7 @@ CANONICAL = ('N', 'D', 'C', 'loss')
 OPTIONAL = ('loss_stderr', 'budget', 'U')  # numeric, mapped like the canonical columns; U: unique
 # tokens of the corpus (analysis.data_constrained)
 PASSED = ('run', 'cluster')  # labels, copied when present
+DUPLICATE_RTOL = 1e-5
 
 
 def parse_columns(spec: str) -> dict[str, str]:
@@ -87,10 +93,8 @@ def canonical(df: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
   return table
 
 
-def check(table: pd.DataFrame, law: laws.Law) -> None:
-  """One clear InputError for NaN, inf or non-positive values, or a table that cannot identify
-  the law: fewer points than parameters, or too few distinct values of a variable (a term
-  x0/x^α plus a constant needs 3 distinct x; without the constant, 2)."""
+def check_values(table: pd.DataFrame) -> None:
+  """One clear InputError for NaN, inf or non-positive values."""
   derived = table.attrs.get('derived')  # a derived column's bad values come from the others
   for key in sorted(CANONICAL, key=lambda k: k == derived):
     values = table[key].to_numpy(np.float64)
@@ -100,6 +104,13 @@ def check(table: pd.DataFrame, law: laws.Law) -> None:
       raise errors.InputError(f'column {key!r} has {int(bad.sum())} NaN, inf or non-positive '
                               f'values (rows {rows}...): fix or drop them; every value must be a '
                               'finite number > 0')
+
+
+def check(table: pd.DataFrame, law: laws.PowerSum) -> None:
+  """check_values, then one clear InputError for a table that cannot identify the law: fewer
+  points than parameters, or too few distinct values of a variable (a term x0/x^α plus a
+  constant needs 3 distinct x; without the constant, 2)."""
+  check_values(table)
   if len(table) < law.n_params:
     raise errors.InputError(f'{len(table)} points cannot fit the {law.name} law\'s {law.n_params} '
                             'parameters: add points or lower --exclude-top-loss')
@@ -124,3 +135,31 @@ def drop_top_loss(table: pd.DataFrame, k: int) -> pd.DataFrame:
     raise errors.InputError(f'--exclude-top-loss must be >= 0, got {k}')
   keep = np.argsort(table['loss'].to_numpy(), kind='stable')[:max(len(table) - k, 0)]
   return table.iloc[np.sort(keep)].reset_index(drop=True)
+
+
+def duplicates(table: pd.DataFrame, rtol: float = DUPLICATE_RTOL) -> list[list[int]]:
+  """Groups (row positions, increasing) of rows equal within rtol in N, D, C and loss."""
+  v_PxK = table[list(CANONICAL)].to_numpy(np.float64)
+  order = np.argsort(v_PxK[:, 0], kind='stable')
+  s_PxK = v_PxK[order]
+  end_P = np.searchsorted(s_PxK[:, 0], s_PxK[:, 0] * (1 + rtol), side='right')
+  root = np.arange(len(v_PxK))
+  for i in range(len(s_PxK)):
+    near = s_PxK[i + 1:end_P[i]]
+    same = (np.abs(near - s_PxK[i]) <= rtol * np.maximum(np.abs(near), np.abs(s_PxK[i]))).all(1)
+    for j in order[i + 1:end_P[i]][same]:
+      root[root == root[j]] = root[order[i]]
+  groups = pd.Series(np.arange(len(root))).groupby(root).apply(list)
+  return sorted((g for g in groups if len(g) > 1), key=lambda g: g[0])
+
+
+def with_duplicates_clustered(table: pd.DataFrame, groups: list[list[int]]) -> pd.DataFrame:
+  """The table with every row of a duplicate group, and every row sharing a cluster with one,
+  in one cluster (named after its first row's); unchanged without duplicates."""
+  if not groups:
+    return table
+  labels = (table['cluster'] if 'cluster' in table else
+            pd.Series(np.arange(len(table)), index=table.index)).astype(str).to_numpy(object)
+  for g in groups:
+    labels[np.isin(labels, labels[g])] = labels[g[0]]
+  return table.assign(cluster=labels)

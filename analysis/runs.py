@@ -8,6 +8,9 @@ end at a constant learning rate, and their cooldown branches are the (N, D) poin
 one trunk share its training, so they carry the trunk's name in `cluster` and the bootstrap
 resamples them together.
 
+Each run's config.json is read here too (`configs`), once: the table's `schedule` comes from it,
+and so will every other field of a run's recipe that a law needs (its learning rate at each step).
+
 A run's final values (step, tokens, FLOPs, losses and every `eval_*` field, such as
 `eval_loss_stderr`) come from run.json's `final`, which the trainer writes once training stops;
 metrics.jsonl fills in what an older run.json lacks. When the last eval row of metrics.jsonl
@@ -34,6 +37,7 @@ class Runs:
   table: pd.DataFrame  # one row per completed run
   curves: pd.DataFrame  # one row per logged step of every completed run
   excluded: dict[str, str]  # run name -> why it was left out
+  configs: dict[str, dict]  # run name -> its config.json ({} when missing or unreadable)
 
 
 def run_dirs(root: pathlib.Path) -> list[pathlib.Path]:
@@ -148,11 +152,12 @@ def _why_excluded(meta: dict | None) -> str | None:
   return None if status == 'completed' else str(status)
 
 
-def _read_meta(path: pathlib.Path) -> dict | None:
+def _read_json(path: pathlib.Path) -> dict | None:
   try:
-    return json.loads(path.read_text())
-  except (OSError, json.JSONDecodeError):
+    value = json.loads(path.read_text())
+  except (OSError, UnicodeDecodeError, json.JSONDecodeError):
     return None
+  return value if isinstance(value, dict) else None
 
 
 def _cluster(d: pathlib.Path, metas: dict, names: dict) -> str:
@@ -172,11 +177,11 @@ def load(root: str | pathlib.Path) -> Runs:
   dirs = run_dirs(root)
   if not dirs:
     raise errors.InputError(f'no run directories under {root} (none holds run.json): check --runs')
-  metas = {d.resolve(): _read_meta(d / 'run.json') for d in dirs}
+  metas = {d.resolve(): _read_json(d / 'run.json') for d in dirs}
   names = {d.resolve(): d.relative_to(root).as_posix() if d != root else d.name for d in dirs}
   trunks = {pathlib.Path(m['forked_from']['workdir']).resolve() for m in metas.values()
             if m and m.get('forked_from')}
-  rows, curves, excluded, disagree = [], [], {}, {}
+  rows, curves, excluded, disagree, configs = [], [], {}, {}, {}
   for d, meta in metas.items():
     name = names[d]
     why = _why_excluded(meta)
@@ -191,7 +196,9 @@ def load(root: str | pathlib.Path) -> Runs:
       continue
     if (why_not := _disagreement(meta.get('final') or {}, _last_eval_row(metrics))):
       disagree[name] = why_not
-    rows.append({**_summary(name, meta, curve, metrics), 'cluster': _cluster(d, metas, names)})
+    configs[name] = _read_json(d / 'config.json') or {}
+    rows.append({**_summary(name, meta, curve, metrics), 'cluster': _cluster(d, metas, names),
+                 'schedule': configs[name].get('schedule')})
     curves.append(curve)
   if excluded:
     listed = ', '.join(f'{k} ({v})' for k, v in excluded.items())
@@ -204,7 +211,7 @@ def load(root: str | pathlib.Path) -> Runs:
     raise errors.InputError(f'no completed runs under {root} ({len(excluded)} excluded): '
                             'wait for runs to finish or point --runs elsewhere')
   return Runs(table=pd.DataFrame(rows), curves=pd.concat(curves, ignore_index=True),
-              excluded=excluded)
+              excluded=excluded, configs=configs)
 
 
 MIX_COLUMNS = {'task': 'tasks', 'dataset_fingerprint': 'datasets (by fingerprint)',

@@ -3,7 +3,7 @@
   python -m benchmarks.fit_speed [--data=../shared/data/chinchilla] [--resamples=1000]
       [--every=10] [--budget-s=20] [--blas-threads=1]
 
-Times the 4,500-start grid fit plus R bootstrap refits (analysis.fitting, numpy-batched L-BFGS)
+Times the 4,500-start grid fit plus R bootstrap refits (analysis.engine, numpy-batched L-BFGS)
 on the 240 points, then a straightforward loop of scipy.optimize.minimize(method='L-BFGS-B'),
 one call per start and per resample, on the same objective and gradient with the same stopping
 rules (scipy keeps its 15,000-iteration cap; the batched fit stops a start at 500). The loop
@@ -23,9 +23,8 @@ import threadpoolctl
 
 from analysis import chinchilla
 from analysis import cli
-from analysis import fitting
+from analysis import engine
 from analysis import laws
-from analysis import objective
 
 
 def _clocks() -> np.ndarray:
@@ -33,10 +32,10 @@ def _clocks() -> np.ndarray:
   return np.array([time.perf_counter(), time.process_time()])
 
 
-def batched(prob, starts_SxQ, weights_RxP) -> tuple[np.ndarray, fitting.Fit]:
+def batched(prob, starts_SxQ, weights_RxP) -> tuple[np.ndarray, engine.Fit]:
   t0 = _clocks()
-  fit = fitting.fit(prob, starts_SxQ)
-  fitting.bootstrap(prob, fit.x, weights_RxP)
+  fit = engine.fit(prob, starts_SxQ)
+  engine.bootstrap(prob, fit.x, weights_RxP)
   return _clocks() - t0, fit
 
 
@@ -52,9 +51,8 @@ def scipy_loop(prob, starts_SxQ, x_hat_Q, weights_RxP) -> tuple[np.ndarray, floa
   best = min(scipy.optimize.minimize(fun, s, args=(prob,), jac=True, method='L-BFGS-B').fun
              for s in starts_SxQ)
   for w_P in weights_RxP:
-    boot = objective.Problem(prob.logx_KxP, prob.logy_YxP, w_P[None])
-    scipy.optimize.minimize(fun, x_hat_Q, args=(boot,), jac=True, method='L-BFGS-B',
-                            options=dict(ftol=0.0, gtol=fitting.STRICT_GTOL))
+    scipy.optimize.minimize(fun, x_hat_Q, args=(prob.reweighted(w_P[None]),), jac=True,
+                            method='L-BFGS-B', options=dict(ftol=0.0, gtol=engine.STRICT_GTOL))
   return _clocks() - t0, best
 
 
@@ -68,9 +66,8 @@ def main(argv=None) -> None:
   args = p.parse_args(argv)
   table = chinchilla.load(args.data)
   law = laws.CHINCHILLA
-  prob = fitting.problem(law, table, table['loss'])
-  starts = fitting.grid_starts(law)
-  weights = fitting.multinomial_weights(len(table), args.resamples, seed=0)
+  prob, starts = engine.problem(law, table), law.starts()
+  weights = engine.multinomial_weights(len(table), args.resamples, seed=0)
   print(f'{len(table)} points, {len(starts)} starts, {args.resamples} resamples; '
         f'{len(os.sched_getaffinity(0))} CPU cores available to this process, '
         f'{args.blas_threads} BLAS thread(s)')

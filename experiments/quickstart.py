@@ -4,7 +4,8 @@ the plots, and a backtest of the fit on the smaller budgets against the largest.
   python -m experiments.quickstart [--task=lm|diffusion] [--max-parallel=K] [--bootstrap=200]
 
 Writes everything under runs/quickstart/ (runs/quickstart_diffusion/ for --task=diffusion): the
-run directories in runs/, fit.json and bootstrap.csv (analysis.fit's schema) and the plots, for N
+run directories in runs/, fit.json and bootstrap.csv (analysis.fit's, through the same library:
+analysis.results) and the plots, for N
 counting all parameters; the same fit with non-embedding N (Kaplan's count, which moves the
 exponents at small scale: Pearce & Song 2024) goes to nonembedding/. Allocations use the runs'
 own FLOP convention (Chinchilla's, with attention and embeddings), not 6ND. Killed and started
@@ -17,9 +18,8 @@ import pathlib
 import sys
 import time
 
-import numpy as np
-
-from analysis import allocation, backtest, cli, errors, fit, isoflop, laws, plan
+from analysis import allocation, backtest, cli, fitjson, intervals, isoflop, laws, results
+from analysis import runs, study
 from experiments import local, runspec, sweep
 from scaling.errors import ConfigError
 
@@ -71,17 +71,14 @@ def held_out_budget(table) -> float:
 
 
 def interval(samples) -> str:
-  if samples is None:
-    return 'no bootstrap'
-  lo, hi = np.percentile(samples[np.isfinite(samples)], [2.5, 97.5])
-  return f'95% interval [{lo:.3g}, {hi:.3g}]'
+  return 'no bootstrap' if samples is None else f'95% interval {intervals.text(samples, 3)}'
 
 
-def print_law(out: str, c_max: float, loss_name: str) -> None:
-  """The fitted law, a and b and the optimal tokens per parameter (fit.json, bootstrap.csv), in
-  the fit's own FLOP convention and with the N and the token it counts."""
-  p, samples, compute, units = plan.read_fit(pathlib.Path(out) / 'fit.json')
-  units = units or {'N': 'parameters', 'D': 'tokens'}
+def describe_law(fitted: fitjson.Fitted, c_max: float, loss_name: str) -> None:
+  """The fitted law, a and b and the optimal tokens per parameter, in the fit's own FLOP
+  convention and with the N and the token it counts."""
+  p, samples, compute = fitted.params, fitted.samples, fitted.compute
+  units = fitted.units or {'N': 'parameters', 'D': 'tokens'}
   print(f'fitted law: L(N, D) = {p["E"]:.3g} + {p["A"]:.3g} / N^{p["alpha"]:.3f} + '
         f'{p["B"]:.3g} / D^{p["beta"]:.3f}  ({loss_name}; N: {units["N"]}; D: {units["D"]})')
   point = allocation.derived(p, c_max, compute)
@@ -94,6 +91,11 @@ def print_law(out: str, c_max: float, loss_name: str) -> None:
                      ('tokens_per_param', f'optimal tokens per parameter at C = {c_max:.3g} '
                                           f'({convention})')):
     print(f'{label}: {point[key]:.3f}, {interval(boot.get(key))}')
+
+
+def print_law(out: str, c_max: float, loss_name: str) -> None:
+  """describe_law for the fit.json (and bootstrap.csv) in folder `out`."""
+  describe_law(fitjson.read(pathlib.Path(out) / 'fit.json'), c_max, loss_name)
 
 
 def print_backtest(table) -> float:
@@ -110,6 +112,27 @@ def print_backtest(table) -> float:
   return float(best['rel_error'])
 
 
+def analyse(rundir: str, out: str, bootstrap: int, loss_name: str) -> None:
+  """The Chinchilla fit of the runs with all parameters (in `out`) and non-embedding ones (in
+  out/nonembedding), each law described, and the backtest; the runs are read once."""
+  loaded = runs.load(rundir)
+  studies = {n: study.Study.from_runs(loaded, n=n) for n in ('total', 'nonembedding')}
+  c_max = float(studies['total'].table['C'].max())
+  options = results.Options(bootstrap=bootstrap, at_flops=c_max)
+  fitted = {}
+  for n, folder in (('total', out), ('nonembedding', os.path.join(out, 'nonembedding'))):
+    print(f'\n--- Chinchilla fit, N = {study.N_LABELS[n]} ---')
+    found = results.analyse(studies[n], laws.CHINCHILLA, options)
+    wrote = found.write(pathlib.Path(folder))
+    print('\n'.join(found.lines() + [wrote]))
+    fitted[n] = fitjson.Fitted.of(found.json, found.fit.samples)
+  for n in fitted:
+    print()
+    describe_law(fitted[n], c_max, loss_name)
+  print()
+  print_backtest(studies['total'].table)
+
+
 def main(argv: list[str] | None = None) -> int:
   start = time.time()
   args = parser().parse_args(argv)
@@ -118,18 +141,7 @@ def main(argv: list[str] | None = None) -> int:
   failed = run_sweep(sweep_file, rundir, args.max_parallel)
   if failed is not None:
     return failed
-  table = fit.load_table({'runs': rundir}, {}, 0, laws.CHINCHILLA)
-  c_max = float(table['C'].max())
-  nonembedding = os.path.join(out, 'nonembedding')
-  for n, folder in (('total', out), ('nonembedding', nonembedding)):
-    print(f'\n--- Chinchilla fit, N = {fit.N_LABELS[n]} ---')
-    fit.main(['--runs', rundir, '--law', 'chinchilla', '--out', folder, '--n', n, '--bootstrap',
-              str(args.bootstrap), '--at-flops', str(c_max)])
-  for folder in (out, nonembedding):
-    print()
-    print_law(folder, c_max, LOSS[args.task])
-  print()
-  print_backtest(table)
+  analyse(rundir, out, args.bootstrap, LOSS[args.task])
   print('plots: ' + ', '.join(sorted(str(p) for p in pathlib.Path(out).glob('*.png'))))
   print(f'quickstart finished in {time.time() - start:.0f} s; everything is under {out}/')
   return 0
@@ -137,6 +149,6 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == '__main__':
   try:
-    sys.exit(main())
-  except (ConfigError, errors.InputError) as e:
+    cli.run(lambda argv: sys.exit(main(argv)))
+  except ConfigError as e:
     sys.exit(f'error: {e}')

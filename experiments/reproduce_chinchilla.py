@@ -2,7 +2,7 @@
 
   python -m experiments.reproduce_chinchilla [--data=data/chinchilla]
       [--out=runs/chinchilla_reproduction] [--bootstrap=4000] [--resampling=replication|multinomial]
-      [--isoflop=parabola|akima] [--budget-rtol=0.05]
+      [--isoflop=akima|parabola] [--budget-rtol=0.05]
 
 Fits L(N, D) = E + A/N^α + B/D^β to the 240 points with the 4,500-start grid, bootstraps it (by
 default with exactly the resamples of Besiroglu et al. 2024: legacy numpy seed 42), checks the
@@ -19,17 +19,18 @@ import sys
 import numpy as np
 
 from analysis import allocation
+from analysis import approach2
+from analysis import approaches
 from analysis import chinchilla
 from analysis import cli
+from analysis import engine
 from analysis import errors
-from analysis import fit as fit_cli
-from analysis import outdir
-from analysis import fitting
+from analysis import figures
+from analysis import fitjson
+from analysis import intervals
 from analysis import isoflop
-from analysis import isoflop_plots
 from analysis import laws
-from analysis import plots
-from analysis import three_approaches
+from analysis import outdir
 
 _COLS = ('E', 'A', 'B', 'alpha', 'beta')
 
@@ -42,22 +43,22 @@ def averaging_contrast(table) -> dict:
   """Where L-BFGS with scipy's default stopping rules ends from the same 4,500-start grid when the
   Huber loss is summed over points and when it is averaged (the averaging bug)."""
   law = laws.CHINCHILLA
-  ends = {f'{name}, best of grid': fitting.fit(
-      fitting.problem(law, table, table['loss'], mean=mean), fitting.grid_starts(law),
-      polish=False) for name, mean in (('sum', False), ('mean', True))}
+  ends = {f'{name}, best of grid': engine.fit(engine.problem(law, table, mean=mean), law.starts(),
+                                              polish=False)
+          for name, mean in (('sum', False), ('mean', True))}
   return {name: law.named(end.x) for name, end in ends.items()}
 
 
 def table2(table, result: dict, samples: dict, estimator: str, rtol: float, seed: int):
-  """Chinchilla's Table 2 rows this data allows, and the Approach 2 result."""
-  iso = isoflop.approach2(table, estimator, isoflop.N_RESAMPLES, seed, rtol=rtol)
-  rows = [three_approaches.Row(1, why_not='needs training curves, which the digitised figure does '
-                                          'not have (one final loss per run)'),
-          three_approaches.Row(2, iso.a, iso.b, iso.ci95('a'), iso.ci95('b'),
-                               notes=[f'{iso.settings["n_bracketed"]} of '
-                                      f'{iso.settings["n_budgets"]} budgets bracketed; grouping: '
-                                      f'{iso.settings["grouping"]}']),
-          three_approaches.approach3(result, samples)]
+  """Chinchilla's Table 2 rows this data allows, and the Approach 2 result. The digitised points
+  carry no noise estimate, so Approach 2 resamples each budget's points."""
+  iso = approach2.approach2(table, estimator, approach2.N_RESAMPLES, seed, rtol=rtol)
+  rows = [approaches.Row(1, why_not='needs training curves, which the digitised figure does not '
+                                    'have (one final loss per run)'),
+          approaches.approach2_row(iso, notes=[
+              f'{iso.settings["n_bracketed"]} of {iso.settings["n_budgets"]} budgets bracketed; '
+              f'grouping: {iso.settings["grouping"]}']),
+          approaches.approach3_row('chinchilla', result['params'], samples)]
   return rows, iso
 
 
@@ -73,12 +74,12 @@ def checks(result: dict) -> list[tuple[str, bool]]:
 
 
 def draw(out: pathlib.Path, table, params: dict, samples: dict) -> None:
-  plots.contours(table, params, out, name='chinchilla_figure4')
+  figures.contours(table, params, out, name='chinchilla_figure4')
   C = np.geomspace(1e18, 1e25, 100)
   d = allocation.derived(params, C)
   boot = allocation.derived({k: v[:, None] for k, v in samples.items()}, C[None])
-  band = np.percentile(boot['tokens_per_param'], [2.5, 97.5], 0)
-  plots.tokens_per_param(C, d['tokens_per_param'], band, out, name='chinchilla_tokens_per_param')
+  figures.tokens_per_param(C, d['tokens_per_param'], intervals.band(boot['tokens_per_param']), out,
+                           name='chinchilla_tokens_per_param')
 
 
 def report(result: dict, samples: dict, contrast: dict) -> None:
@@ -91,8 +92,8 @@ def report(result: dict, samples: dict, contrast: dict) -> None:
   for name, p in contrast.items():
     print(_row(f'Huber {name}', p) + f'   a = {laws.exponents(p["alpha"], p["beta"])[0]:.3f}')
   a = allocation.derived(samples, 1.0)['a']
-  lo, hi = np.percentile(a, [2.5, 97.5])
-  print(f'a = {result["a"]:.4f} (bootstrap stderr {np.std(a, ddof=1):.4f}, 95% CI [{lo:.4f}, '
+  lo, hi = intervals.ci95(a)
+  print(f'a = {result["a"]:.4f} (bootstrap stderr {intervals.stderr(a):.4f}, 95% CI [{lo:.4f}, '
         f'{hi:.4f}]); published 0.513, Hoffmann 0.46')
   for C in (1e22, 1e23, 1e24):
     print(f'tokens per parameter at C={C:.0e}: '
@@ -107,24 +108,25 @@ def main(argv: list[str] | None = None) -> None:
   p.add_argument('--bootstrap', type=int, default=chinchilla.N_RESAMPLES)
   p.add_argument('--resampling', choices=('replication', 'multinomial'), default='replication')
   p.add_argument('--seed', type=int, default=chinchilla.REPLICATION_SEED)
-  p.add_argument('--isoflop', choices=isoflop.ESTIMATORS, default='parabola')
+  p.add_argument('--isoflop', choices=isoflop.ESTIMATORS, default=isoflop.ESTIMATORS[0])
   p.add_argument('--budget-rtol', type=float, default=isoflop.RTOL,
                  help='complete-linkage tolerance in C that groups the points into budgets')
   args = p.parse_args(argv)
   if args.bootstrap < 2:
     raise errors.InputError(f'--bootstrap must be >= 2, got {args.bootstrap}')
-  table = chinchilla.load(args.data)
-  draw_weights = (fitting.replication_weights if args.resampling == 'replication'
-                  else fitting.multinomial_weights)
-  weights = draw_weights(len(table), args.bootstrap, args.seed)
-  result, samples = fit_cli.fit_table(table, laws.CHINCHILLA, weights)
+  study = chinchilla.study(args.data)
+  table = study.table
+  draw_weights = (engine.replication_weights if args.resampling == 'replication'
+                  else engine.multinomial_weights)
+  fit = engine.fit_law(laws.CHINCHILLA, table, draw_weights(len(table), args.bootstrap, args.seed))
+  result, samples = fitjson.law_json(study, fit), fit.samples
   report(result, samples, averaging_contrast(table))
   rows, iso = table2(table, result, samples, args.isoflop, args.budget_rtol, args.seed)
   print('\nChinchilla Table 2, as far as the digitised data allow')
-  print('\n'.join(three_approaches.lines(rows, list(chinchilla.TABLE2.items()))))
-  result['approaches'] = three_approaches.to_json(rows)
+  print('\n'.join(approaches.lines(rows, list(chinchilla.TABLE2.items()))))
+  result['approaches'] = approaches.to_json(rows)
   draw(pathlib.Path(args.out), table, result['params'], samples)
-  isoflop_plots.profiles(iso, pathlib.Path(args.out), name='chinchilla_isoflop')
+  figures.isoflop_profiles(iso, pathlib.Path(args.out), name='chinchilla_isoflop')
   outdir.write_json(pathlib.Path(args.out) / 'fit.json', result)
   results = checks(result)
   for name, ok in results:

@@ -10,7 +10,7 @@ FIT = dict(E=1.817, A=477.8, B=2143.0, alpha=0.3473, beta=0.3672)  # the replica
 
 
 def test_law_rows_round_trip_and_predict():
-  power = laws.Law(('C',))
+  power = laws.PowerSum(('C',))
   p = dict(E=1.6, x0=2e8, alpha=0.05)
   got = power.named(power.row(p))
   assert got.keys() == p.keys()
@@ -44,12 +44,9 @@ def test_closed_form_hand_worked():
   assert N == pytest.approx(1e10) and D == pytest.approx(1e10)
 
 
-@pytest.mark.parametrize('how', ['flops_per_token', 'flops'])
-def test_numeric_equals_closed_form_for_6nd(how):
+def test_numeric_equals_closed_form_for_6nd():
   C = np.geomspace(1e18, 1e26, 9)
-  kw = {'flops_per_token': lambda N: 6 * N} if how == 'flops_per_token' else {
-      'flops': lambda N, D: 6 * N * D}
-  N, D = allocation.optimal_numeric(C, **FIT, **kw)
+  N, D = allocation.optimal_numeric(C, **FIT, flops_per_token=lambda N: 6 * N)
   N_ref, D_ref = allocation.optimal_6nd(C, **FIT)
   np.testing.assert_allclose(N, N_ref, rtol=1e-6)
   np.testing.assert_allclose(D, D_ref, rtol=1e-6)
@@ -148,3 +145,17 @@ def test_compute_for_loss_inverts_optimal_loss_under_a_varying_ratio():
   C = np.array([1e19, 1e21, 1e23])
   target = allocation.optimal_loss(C, FIT, compute)
   np.testing.assert_allclose(allocation.compute_for_loss(target, FIT, compute), C, rtol=1e-6)
+
+
+def test_within_reason_refuses_below_the_smallest_model_and_warns_far_beyond():
+  fitted = {'N': [1e8, 1e10], 'D': [1e9, 1e12], 'C': [1e18, 1e22]}
+  a = laws.exponents(FIT['alpha'], FIT['beta'])[0]
+  G = (FIT['alpha'] * FIT['A'] / (FIT['beta'] * FIT['B']))**(1 / (FIT['alpha'] + FIT['beta']))
+  smallest = 6 * (1e8 / G)**(1 / a)  # N_opt = G (C/6)^a = 1e8, solved by hand
+  assert allocation.within_reason(smallest * 1.001, FIT, None, fitted, 'C') is None
+  with pytest.raises(allocation.errors.InputError, match='plan a budget of at least') as e:
+    allocation.within_reason(smallest * 0.999, FIT, None, fitted, '--flops=x')
+  assert float(str(e.value).split('at least ')[1]) == pytest.approx(smallest, rel=5e-3)  # 3 digits
+  assert allocation.within_reason(0.999e25, FIT, None, fitted, 'C') is None  # within 1000x
+  assert '1.01e+03x beyond' in allocation.within_reason(1.01e25, FIT, None, fitted, 'C')
+  assert 'no fitted_range' in allocation.within_reason(1e20, FIT, None, None, 'C')

@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 
 from analysis import chinchilla
-from analysis import fit as fit_cli
-from analysis import fitting
+from analysis import engine
+from analysis import fitjson
 from analysis import laws
 from experiments import reproduce_chinchilla
 
 LAW = laws.CHINCHILLA
 HOFFMANN = chinchilla.PUBLISHED['Hoffmann et al. 2022']
+
 
 @pytest.fixture(scope='module')
 def table():
@@ -22,8 +23,9 @@ def table():
 
 @pytest.fixture(scope='module')
 def reproduction(table):
-  weights = fitting.replication_weights(len(table), chinchilla.N_RESAMPLES)
-  return fit_cli.fit_table(table, LAW, weights)
+  weights = engine.replication_weights(len(table), chinchilla.N_RESAMPLES)
+  fit = engine.fit_law(LAW, table, weights)
+  return fitjson.law_json(chinchilla.study(), fit), fit.samples
 
 
 def test_data_is_the_240_point_set(table):
@@ -66,8 +68,9 @@ def test_averaging_bug_from_the_grid(table):
     assert abs(mean[k] / chinchilla.GRID_FIT[k] - 1) > 0.2, k
 
 
-def test_approach2_on_the_digitised_budgets(table, reproduction):
-  rows, iso = reproduce_chinchilla.table2(table, *reproduction, 'parabola', 0.05, seed=0)
+@pytest.mark.parametrize('estimator', ['akima', 'parabola'])
+def test_approach2_on_the_digitised_budgets(table, reproduction, estimator):
+  rows, iso = reproduce_chinchilla.table2(table, *reproduction, estimator, 0.05, seed=0)
   assert rows[0].why_not.startswith('needs training curves')
   groups = iso.optima[iso.optima['status'] == 'ok']
   assert len(groups) >= 5

@@ -9,12 +9,14 @@ import pytest
 
 from analysis import allocation
 from analysis import cli
+from analysis import engine
 from analysis import fit
-from analysis import fitting
+from analysis import fitjson
 from analysis import hardware
 from analysis import laws
 from analysis import outdir
 from analysis import plan
+from analysis import study as study_lib
 
 TRUTH = dict(E=1.7, A=400.0, B=1500.0, alpha=0.33, beta=0.30)
 FIT_KEYS = ['law', 'n_points', 'params', 'objective', 'stderr', 'ci95', 'a', 'b', 'converged']
@@ -92,12 +94,13 @@ def test_fit_csv_writes_fit_json_bootstrap_and_plots(tmp_path, capsys):
 def test_6nd_convention_replaces_the_table_flops(tmp_path):
   csv = write_csv(tmp_path / 'points.csv', ratio=12.0)
   columns = {'N': 'params', 'D': 'tokens', 'C': 'flops', 'loss': 'final_loss'}
-  table = fit.load_table({'csv': csv}, columns, 0, laws.CHINCHILLA, compute='6nd')
+  study = study_lib.Study.from_csv(csv, columns, compute='6nd')
+  table = study.table
   np.testing.assert_allclose(table['C'], 6 * table['N'] * table['D'], rtol=1e-15)
-  assert table.attrs['units']['C'] == 'C = 6ND'
-  result, _ = fit.fit_table(table, laws.CHINCHILLA, compute='6nd')
+  assert study.units['C'] == 'C = 6ND'
+  result = fitjson.law_json(study, study.fit(laws.CHINCHILLA))
   assert result['compute']['convention'] == '6nd'
-  assert fit.at_flops_summary(result, None, 1e22)['N_opt'] == pytest.approx(
+  assert fitjson.at_flops_json(result, None, 1e22)['N_opt'] == pytest.approx(
       allocation.optimal_6nd(1e22, **result['params'])[0], rel=1e-9)
 
 
@@ -108,7 +111,7 @@ def test_integer_columns_are_read_as_float64_without_overflow(tmp_path):
   loss = laws.chinchilla(N.astype(float), D.astype(float), **TRUTH)
   pd.DataFrame({'N': N, 'D': D, 'loss': loss}).to_csv(tmp_path / 'int.csv', index=False)
   assert pd.read_csv(tmp_path / 'int.csv')['N'].dtype == np.int64
-  table = fit.load_table({'csv': tmp_path / 'int.csv'}, {}, 0, laws.Law(('N',)))
+  table = study_lib.Study.from_csv(tmp_path / 'int.csv').table
   assert all(table[k].dtype == np.float64 for k in ('N', 'D', 'C', 'loss'))
   np.testing.assert_allclose(table['C'], 6.0 * N.astype(float) * D.astype(float), rtol=1e-15)
   assert table['C'].max() == pytest.approx(6e26, rel=1e-15)
@@ -138,6 +141,8 @@ def one_size(path):
      'only 1 distinct value of (N); the power law has 3'),
     ('bad --at-flops', {'argv': ['--at-flops=-1']}, '--at-flops must be a finite number > 0'),
     ('bad --cold-share', {'argv': ['--cold-share=2']}, '--cold-share must be in [0, 1]'),
+    ('bad --isoflop-resampling', {'argv': ['--isoflop-resampling=lots']},
+     "--isoflop-resampling='lots': use auto, points, stderr or a noise σ > 0"),
 ])
 def test_bad_csv_input_is_one_line_and_exit_2(tmp_path, capsys, case, args, message):
   del case
@@ -162,15 +167,15 @@ def test_unwritable_out_is_refused_before_fitting(tmp_path, capsys):
 
 
 def test_a_fit_that_did_not_converge_says_so_and_plan_refuses_it(tmp_path, capsys, monkeypatch):
-  real_fit, real_boot = fitting.fit, fitting.bootstrap
+  real_fit, real_boot = engine.fit, engine.bootstrap
 
   def half_the_resamples_fail(*a, **k):
     res = real_boot(*a, **k)
     res.converged[::2] = False
     return res
-  monkeypatch.setattr(fitting, 'fit', lambda *a, **k: dataclasses.replace(real_fit(*a, **k),
-                                                                         converged=False))
-  monkeypatch.setattr(fitting, 'bootstrap', half_the_resamples_fail)
+  monkeypatch.setattr(engine, 'fit', lambda *a, **k: dataclasses.replace(real_fit(*a, **k),
+                                                                        converged=False))
+  monkeypatch.setattr(engine, 'bootstrap', half_the_resamples_fail)
   csv = write_csv(tmp_path / 'points.csv')
   out = tmp_path / 'out'
   code, _, err = run(fit.main, [f'--csv={csv}', f'--out={out}', '--bootstrap=10',
@@ -197,9 +202,13 @@ def test_empty_runs_folder_and_bad_flag_are_one_line(tmp_path, capsys):
 SIX_ND = allocation.Compute.six_nd().to_json()
 
 
-def write_fit(folder, params, law='chinchilla', samples=None, converged=True, compute=SIX_ND):
+WIDE = {'N': [1.0, 1e15], 'D': [1.0, 1e15], 'C': [1.0, 1e30]}  # a range no plan here leaves
+
+
+def write_fit(folder, params, law='chinchilla', samples=None, converged=True, compute=SIX_ND,
+              fitted_range=WIDE):
   folder.mkdir(exist_ok=True)
-  fit_json = {'law': law, 'params': params, 'converged': converged}
+  fit_json = {'law': law, 'params': params, 'converged': converged, 'fitted_range': fitted_range}
   if compute is not None:
     fit_json['compute'] = compute
   (folder / 'fit.json').write_text(json.dumps(fit_json))
@@ -212,25 +221,25 @@ def test_plan_hand_worked():
   # A = B, alpha = beta = 1/2 -> N_opt = D_opt = sqrt(C / 6) = 1e10 at C = 6e20
   p = dict(E=1.0, A=1.0, B=1.0, alpha=0.5, beta=0.5)
   h100 = hardware.DEVICES['h100']
-  got = plan.plan(p, h100, mfu=0.4, flops=6e20, price_per_hour=2.0)
+  got = allocation.plan(p, h100, mfu=0.4, flops=6e20, price_per_hour=2.0)
   hours = 6e20 / (989e12 * 0.4) / 3600
   assert got['N_opt'] == pytest.approx(1e10) and got['D_opt'] == pytest.approx(1e10)
   assert got['device_hours'] == pytest.approx(hours) and got['cost'] == pytest.approx(2 * hours)
   assert got['energy_MWh'] == pytest.approx(hours * 700 / 1e6)
   assert got['loss'] == pytest.approx(1.0 + 2e-5)
   # L_opt(C) = 1 + 2 (C/6)^(-1/4), so loss 1.02 needs C = 6e8
-  assert plan.plan(p, h100, mfu=0.4, target_loss=1.02)['FLOPs'] == pytest.approx(6e8, rel=1e-8)
+  assert allocation.plan(p, h100, mfu=0.4, target_loss=1.02)['FLOPs'] == pytest.approx(6e8, rel=1e-8)
 
 
 def test_plan_uses_the_fits_flop_convention():
   # the fit's table counted C = 12ND: 1.2e21 of its FLOPs buy what 6e20 buy under 6ND
   p = dict(E=1.0, A=1.0, B=1.0, alpha=0.5, beta=0.5)
   twelve = allocation.Compute('table', np.array([1e6, 1e9]), np.array([12.0, 12.0]))
-  got = plan.plan(p, hardware.DEVICES['h100'], mfu=0.4, flops=1.2e21, compute=twelve)
+  got = allocation.plan(p, hardware.DEVICES['h100'], mfu=0.4, flops=1.2e21, compute=twelve)
   assert got['N_opt'] == pytest.approx(1e10, rel=1e-9) and got['D_opt'] == pytest.approx(1e10)
   assert got['device_hours'] == pytest.approx(1.2e21 / (989e12 * 0.4) / 3600)
   # loss 1.02 needs 6ND = 6e8, i.e. 1.2e9 of the table's FLOPs
-  assert plan.plan(p, hardware.DEVICES['h100'], mfu=0.4, target_loss=1.02,
+  assert allocation.plan(p, hardware.DEVICES['h100'], mfu=0.4, target_loss=1.02,
                    compute=twelve)['FLOPs'] == pytest.approx(1.2e9, rel=1e-8)
 
 
@@ -299,3 +308,79 @@ def test_a_failure_while_writing_leaves_no_half_written_folder(tmp_path):
     (stage / 'fit.json').write_text('{"from": "this fit"}')
   assert [p.name for p in old.iterdir()] == ['fit.json']
   assert json.loads((old / 'fit.json').read_text()) == {'from': 'this fit'}
+
+
+def law_csv(path, rows=((1e8, 1e10), (1e8, 1e11), (3e8, 3e10), (1e9, 1e10), (1e9, 1e11),
+                        (3e9, 3e10), (3e9, 3e11), (1e10, 1e11)), repeat=()):
+  """Noise-free points on TRUTH (C = 6ND); `repeat` lists rows written again (copied points)."""
+  N, D = (np.array([r[j] for r in rows] + [rows[i][j] for i in repeat]) for j in (0, 1))
+  pd.DataFrame({'N': N, 'D': D, 'loss': laws.chinchilla(N, D, **TRUTH)}).to_csv(path, index=False)
+  return path
+
+
+def test_duplicated_rows_are_named_and_resampled_as_one_cluster(tmp_path, capsys):
+  csv = law_csv(tmp_path / 'dup.csv', repeat=(2, 5))
+  code, _, err = run(fit.main, [f'--csv={csv}', f'--out={tmp_path / "o"}', '--bootstrap=8',
+                                '--cold-share=0'], capsys)
+  assert code == 0 and err.count('warning: rows duplicate one another') == 1
+  assert '2 rows of N=3e+08, D=3e+10' in err and '2 rows of N=3e+09, D=3e+10' in err
+  result = json.loads((tmp_path / 'o' / 'fit.json').read_text())
+  assert len(result['duplicates']) == 2
+  assert result['bootstrap']['resampled'].startswith('8 clusters of points (duplicated rows')
+  study = study_lib.Study.from_csv(csv)
+  w = study.weights(200, seed=0)
+  for copy, original in ((8, 2), (9, 5)):  # a copy is drawn with its original, never alone
+    np.testing.assert_array_equal(w[:, copy], w[:, original])
+  np.testing.assert_array_equal(w.sum(1), w[:, :8].sum(1) + w[:, [2, 5]].sum(1))
+
+
+def test_near_duplicates_are_caught_and_seed_replicates_are_not(tmp_path):
+  csv = law_csv(tmp_path / 'near.csv', repeat=(0, 1))
+  table = pd.read_csv(csv)
+  table.loc[8, 'loss'] *= 1 + 3e-6  # the same point printed with fewer digits
+  table.loc[9, 'loss'] *= 1 + 1e-3  # a second seed: a measurement of its own
+  table.to_csv(csv, index=False)
+  assert study_lib.Study.from_csv(csv).duplicates == ['2 rows of N=1e+08, D=1e+10, loss=' +
+                                                      f'{table.loc[0, "loss"]:.6g}']
+
+
+@pytest.mark.parametrize('budget, verdict', [(1e17, 'below'), (1e300, 'beyond'), (1e24, None)])
+def test_at_flops_is_refused_below_the_smallest_model_and_warned_far_beyond(tmp_path, capsys,
+                                                                            budget, verdict):
+  csv = law_csv(tmp_path / 'p.csv')  # C = 6e18 .. 6e21, N = 1e8 .. 1e10
+  out = tmp_path / 'o'
+  code, stdout, err = run(fit.main, [f'--csv={csv}', f'--out={out}', f'--at-flops={budget}'],
+                          capsys)
+  if verdict == 'below':
+    assert code == 2 and err.count('\n') == 1 and not stdout and not out.exists()
+    assert 'below the smallest model fitted (N = 1e+08)' in err and 'plan a budget of at least' in err
+    return
+  assert code == 0
+  at = json.loads((out / 'fit.json').read_text())['at_flops']
+  if verdict == 'beyond':
+    assert err.count('warning: --at-flops=1e+300 lies') == 1 and 'over 1000x' in err
+    assert 'treat it as a guess' in at['warning']
+  else:
+    assert 'warning' not in err and 'warning' not in at
+
+
+def test_plan_stays_within_reason(tmp_path, capsys):
+  p = dict(E=1.0, A=1.0, B=1.0, alpha=0.5, beta=0.5)  # N_opt = sqrt(C / 6)
+  fitted = {'N': [1e8, 1e10], 'D': [1e8, 1e10], 'C': [6e16, 6e20]}
+  path = write_fit(tmp_path / 'f', p, fitted_range=fitted)
+  code, out, err = run(plan.main, [f'--fit={path}', '--hardware=h100', '--flops=1'], capsys)
+  assert code == 2 and not out and err.count('\n') == 1
+  # N_opt = sqrt(1/6) = 0.41 < 1e8; the smallest budget that reaches N = 1e8 is 6e16
+  assert 'N = 0.408, below the smallest model fitted (N = 1e+08)' in err
+  assert 'plan a budget of at least 6e+16' in err
+  code, out, err = run(plan.main, [f'--fit={path}', '--hardware=h100', '--flops=1e300'], capsys)
+  assert code == 0 and 'N_opt' in out and err.count('\n') == 1
+  assert 'warning: --flops=1e+300 lies 1.67e+279x beyond the budgets fitted' in err
+  # L_opt(C) = 1 + 2 (C/6)^(-1/4): loss 1 + 2e-7 needs C = 6·(1e7)^4 = 6e28, 1e8x beyond 6e20
+  code, _, err = run(plan.main, [f'--fit={path}', '--hardware=h100', '--target-loss=1.0000002'],
+                     capsys)
+  assert code == 0 and err.count('\n') == 1
+  assert 'warning: the budget that reaches --target-loss=1.0000002 (C = 6e+28) lies 1e+08x' in err
+  code, _, err = run(plan.main, [f'--fit={write_fit(tmp_path / "g", p, fitted_range=None)}',
+                                 '--hardware=h100', '--flops=6e18'], capsys)
+  assert code == 0 and 'warning: the fit records no fitted_range' in err

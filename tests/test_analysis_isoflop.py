@@ -1,4 +1,5 @@
-"""Approach 2's estimators, budgets and intervals against planted optima (analysis/isoflop.py)."""
+"""Approach 2's estimators, budgets and intervals against planted optima (analysis/isoflop.py,
+analysis/approach2.py)."""
 
 import json
 
@@ -7,11 +8,12 @@ import pandas as pd
 import pytest
 
 from analysis import allocation
+from analysis import approach2
 from analysis import cli
 from analysis import errors
+from analysis import figures
 from analysis import fit
 from analysis import isoflop
-from analysis import isoflop_plots
 from analysis import laws
 from analysis import runs
 from experiments import runspec
@@ -66,7 +68,7 @@ def test_minimum_hand_worked():
 def test_estimators_find_the_minimum_despite_far_off_points(estimator):
   rng = np.random.default_rng(0)
   for _ in range(3):
-    r = isoflop.approach2(study(rng), estimator, n_resamples=5)
+    r = approach2.approach2(study(rng), estimator, n_resamples=5)
     assert (r.optima['status'] == 'ok').all()
     np.testing.assert_allclose(r.optima['N'], n_opt(r.optima['C']), rtol=0.02)
   # the same points through one parabola (the old estimator) miss by far more than 2%
@@ -80,7 +82,7 @@ def test_unbracketed_budget_is_dropped_with_a_warning():
   table = study(rng, far=False)
   top = table['budget'] == BUDGETS[-1]
   table = table[~top | (table['N'] < n_opt(BUDGETS[-1]) / 1.2)]  # only sizes below its optimum
-  r = isoflop.approach2(table, 'parabola', n_resamples=20)
+  r = approach2.approach2(table, 'parabola', n_resamples=20)
   assert list(r.optima['status']) == ['ok'] * 4 + ['unbracketed']
   assert r.optima['weight'].iloc[-1] == 0
   assert any('1e+22' in w and 'smallest or largest size' in w for w in r.warnings)
@@ -88,7 +90,7 @@ def test_unbracketed_budget_is_dropped_with_a_warning():
 
 
 def test_power_law_is_weighted_by_bootstrap_precision():
-  r = isoflop.approach2(study(np.random.default_rng(2), sigma=0.01), 'parabola', n_resamples=50)
+  r = approach2.approach2(study(np.random.default_rng(2), sigma=0.01), 'parabola', n_resamples=50)
   ok = r.optima[r.optima['status'] == 'ok']
   assert np.allclose(ok['weight'], 1 / ok['log_n_std']**2)
   slope = np.polyfit(np.log(ok['C']), np.log(ok['N']), 1, w=np.sqrt(ok['weight']))[0]
@@ -100,7 +102,7 @@ def test_bootstrap_interval_covers_true_a_in_90_of_100_studies():
   rng = np.random.default_rng(3)
   covered = 0
   for seed in range(100):
-    r = isoflop.approach2(study(rng, budgets=BUDGETS[::2].tolist() + [BUDGETS[1]], sigma=0.01,
+    r = approach2.approach2(study(rng, budgets=BUDGETS[::2].tolist() + [BUDGETS[1]], sigma=0.01,
                                 far=False, sizes=np.arange(-3, 4)), 'parabola', n_resamples=40,
                           seed=seed)
     lo, hi = r.ci95('a')
@@ -110,8 +112,8 @@ def test_bootstrap_interval_covers_true_a_in_90_of_100_studies():
 
 def test_seed_noise_resampling_and_akima_agree_with_points():
   table = study(np.random.default_rng(4), sigma=0.002)
-  noise = isoflop.approach2(table, 'akima', n_resamples=200, noise=0.002)
-  points = isoflop.approach2(table, 'akima', n_resamples=20)
+  noise = approach2.approach2(table, 'akima', n_resamples=200, noise=0.002)
+  points = approach2.approach2(table, 'akima', n_resamples=20)
   assert noise.a == points.a  # the point estimate does not depend on the resampling
   assert noise.a == pytest.approx(A_TRUE, abs=0.01)
   assert 'Gaussian noise of 0.002' in noise.settings['resampling']
@@ -120,7 +122,7 @@ def test_seed_noise_resampling_and_akima_agree_with_points():
 def test_grouping_without_a_budget_column():
   table = study(np.random.default_rng(5), far=False).drop(columns='budget')
   table['C'] *= 1 + 0.01 * np.sin(np.arange(len(table)))  # C within 2% of each budget
-  r = isoflop.approach2(table, 'parabola', n_resamples=5)
+  r = approach2.approach2(table, 'parabola', n_resamples=5)
   assert len(r.optima) == 5 and 'complete linkage' in r.settings['grouping']
   np.testing.assert_allclose(r.optima['N'], n_opt(BUDGETS), rtol=0.03)
 
@@ -130,20 +132,20 @@ def test_bad_inputs_one_clear_line():
   two = table[(table['budget'] != BUDGETS[0]) | (table['N'] < n_opt(BUDGETS[0]) * 0.9)]
   two = two.drop(two[(two['budget'] == BUDGETS[0])].index[2:])
   with pytest.raises(errors.InputError, match=r'budget 1e\+18 has 2 distinct sizes .* at least 3'):
-    isoflop.approach2(two)
-  lenient = isoflop.approach2(two, n_resamples=5, strict=False)  # a sweep still running
+    approach2.approach2(two)
+  lenient = approach2.approach2(two, n_resamples=5, strict=False)  # a sweep still running
   assert len(lenient.optima) == 4 and 'fewer than 3 sizes' in lenient.warnings[0]
   scattered = pd.DataFrame({'N': [1e6, 2e6, 3e6], 'C': [1e18, 2e18, 4e18], 'D': [1, 1, 1.0],
                             'loss': [3, 2, 3.0]})
   with pytest.raises(errors.InputError, match='no budget column .* --columns=budget=COL'):
-    isoflop.approach2(scattered)
+    approach2.approach2(scattered)
   with pytest.raises(errors.InputError, match="--isoflop='spline'"):
-    isoflop.approach2(table, 'spline')
+    approach2.approach2(table, 'spline')
 
 
 def test_figures(tmp_path):
-  r = isoflop.approach2(study(np.random.default_rng(7)), 'akima', n_resamples=5)
-  paths = isoflop_plots.profiles(r, tmp_path) + isoflop_plots.optima_vs_compute({'x': r}, tmp_path)
+  r = approach2.approach2(study(np.random.default_rng(7)), 'akima', n_resamples=5)
+  paths = figures.isoflop_profiles(r, tmp_path) + figures.optima_vs_compute({'x': r}, tmp_path)
   assert all(p.read_bytes()[:4] in (b'\x89PNG', b'%PDF') for p in paths) and len(paths) == 4
 
 
@@ -222,3 +224,20 @@ def test_sweep_records_each_runs_budget(tmp_path):
   assert 'budget' not in b.overrides
   write_study(tmp_path / 'runs', budgets=BUDGETS[:1])
   assert (runs.load(tmp_path / 'runs').table['budget'] == BUDGETS[0]).all()
+
+
+def test_each_points_stderr_is_its_noise_and_auto_picks_it():
+  table = study(np.random.default_rng(9), sigma=0.002, far=False)
+  by_column = approach2.approach2(table.assign(loss_stderr=0.002), noise='stderr', n_resamples=50)
+  by_value = approach2.approach2(table, noise=0.002, n_resamples=50)
+  assert by_column.a == by_value.a and by_column.ci95('a') == by_value.ci95('a')  # same draws
+  assert "each point's loss_stderr" in by_column.settings['resampling']
+  assert approach2.noise_for(table.assign(loss_stderr=0.01), 'auto') == ('stderr', None)
+  assert approach2.noise_for(table, 'points') == (None, None)
+  assert approach2.noise_for(table, '0.01') == (0.01, None)
+  noise, note = approach2.noise_for(table.assign(loss_stderr=np.nan), 'auto')
+  assert noise is None and 'no loss noise known' in note
+  for spec, message in (('stderr', 'needs a finite loss_stderr'), ('-1', 'σ > 0'),
+                        ('lots', "--isoflop-resampling='lots'")):
+    with pytest.raises(errors.InputError, match=message):
+      approach2.noise_for(table, spec)

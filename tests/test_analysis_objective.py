@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from analysis import laws
 from analysis import objective
 
 RNG = np.random.default_rng(0)
@@ -13,7 +14,8 @@ LOSS_P = 1.8 + 400 / N_P**0.34 + 1800 / D_P**0.31 + 0.02 * RNG.standard_normal(3
 
 def _problem(weight_WxP=None, **kw):
   w = np.ones((1, 36)) if weight_WxP is None else weight_WxP
-  return objective.Problem(np.log(np.stack([N_P, D_P])), np.log(LOSS_P)[None], w, **kw)
+  return objective.Problem(objective.PowerSum(np.log(np.stack([N_P, D_P]))), np.log(LOSS_P)[None],
+                           w, **kw)
 
 
 def _plain(row, weight_P, delta=objective.DELTA):
@@ -67,8 +69,8 @@ def test_gradient_matches_central_differences(delta):
 def test_counts_as_weights_equal_repeated_points():
   counts = RNG.integers(0, 3, 36)
   idx = np.repeat(np.arange(36), counts)
-  repeated = objective.Problem(np.log(np.stack([N_P[idx], D_P[idx]])), np.log(LOSS_P[idx])[None],
-                               np.ones((1, len(idx))))
+  repeated = objective.Problem(objective.PowerSum(np.log(np.stack([N_P[idx], D_P[idx]]))),
+                               np.log(LOSS_P[idx])[None], np.ones((1, len(idx))))
   x = _rows(3)
   np.testing.assert_allclose(_problem(counts[None].astype(float))(x, np.arange(3))[0],
                              repeated(x, np.arange(3))[0], rtol=1e-12)
@@ -87,6 +89,23 @@ def test_one_variable_law_is_saturating_power():
   E, x0, alpha = 1.5, 3e8, 0.07
   C = np.geomspace(1e17, 1e22, 20)
   loss = E + (x0 / C)**alpha
-  prob = objective.Problem(np.log(C)[None], np.log(loss)[None] + 0.01, np.ones((1, 20)))
+  prob = objective.Problem(objective.PowerSum(np.log(C)[None]), np.log(loss)[None] + 0.01,
+                           np.ones((1, 20)))
   f, _ = prob(np.array([[alpha * np.log(x0), np.log(E), alpha]]), np.arange(1))
   np.testing.assert_allclose(f, 20 * objective.DELTA * (0.01 - 0.5 * objective.DELTA), rtol=1e-9)
+
+
+def test_numeric_residuals_match_the_analytic_power_sum():
+  """Central differences of any log-prediction give the analytic objective and gradient."""
+  def log_predict(x_nxQ):
+    p = {k: v[:, None] for k, v in laws.CHINCHILLA.named(x_nxQ).items()}
+    return np.log(laws.chinchilla(N_P[None], D_P[None], **p))
+
+  x = _rows(70)
+  w_RxP = RNG.multinomial(36, np.full(36, 1 / 36), size=70).astype(float)
+  for w in (np.ones((1, 36)), w_RxP):
+    analytic = _problem(w)(x, np.arange(70))
+    numeric = objective.Problem(objective.Numeric(log_predict), np.log(LOSS_P)[None], w)(
+        x, np.arange(70))
+    np.testing.assert_allclose(numeric[0], analytic[0], rtol=1e-12)
+    np.testing.assert_allclose(numeric[1], analytic[1], rtol=1e-6, atol=1e-9)

@@ -6,23 +6,27 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from analysis import cli
 from analysis import errors
 from analysis import fit
 from analysis import laws
+from analysis import points
 from analysis import runs
+from analysis import study
 
 
 def write_run(root, name, status='completed', n_params=1000, steps=(0, 10, 20), tokens_per_step=64,
               losses=(5.0, 4.0, 3.0), truncate=False, error=None, stderr=None, fingerprint='0',
-              task='lm'):
+              task='lm', schedule=None):
   """A run directory: config.json, run.json and metrics.jsonl with train and eval rows; with
   `stderr`, eval rows and final carry eval_loss_stderr = stderr × eval_loss."""
   d = root / name
   d.mkdir(parents=True)
-  (d / 'config.json').write_text(json.dumps({'seed': 0}))
+  (d / 'config.json').write_text(json.dumps({'seed': 0, **({'schedule': schedule} if schedule
+                                                             else {})}))
   fpt = {'kaplan': 6.0 * n_params, 'chinchilla': 7.0 * n_params}
   lines = []
   for step, loss in zip(steps, losses):
@@ -213,10 +217,47 @@ def test_runs_that_mix_datasets_or_tasks_are_refused_unless_allowed(tmp_path, ca
   err = capsys.readouterr().err
   assert e.value.code == 2 and '2 datasets (by fingerprint) (0, f00d)' in err
   assert '--allow-mixed' in err and err.count('\n') == 1 and not (tmp_path / 'o').exists()
-  fit.main(argv + ['--allow-mixed'])
-  assert 'mix 2 datasets' in capsys.readouterr().err
+  cli.run(fit.main, argv + ['--allow-mixed'])
+  assert 'warning: fitting runs that mix 2 datasets' in capsys.readouterr().err
   assert json.loads((tmp_path / 'o' / 'fit.json').read_text())['mixed'] == [
       '2 datasets (by fingerprint) (0, f00d)']
   write_run(tmp_path / 'runs', 'a_dit', n_params=7000, losses=(9.0, 8.0, 2.5), task='diffusion')
   with pytest.raises(errors.InputError, match='2 tasks \\(diffusion, lm\\)'):
     fit.main(argv)
+
+
+def test_a_fit_reads_each_run_directory_once(tmp_path, monkeypatch):
+  power_law_runs(tmp_path / 'runs', dict(E=2.0, x0=1e4, alpha=0.3), schedule='cosine')
+  read = []
+  real = runs._read_json
+  monkeypatch.setattr(runs, '_read_json', lambda path: read.append(path.name) or real(path))
+  fit.main([f'--runs={tmp_path / "runs"}', '--law=power', '--x=N', f'--out={tmp_path / "o"}'])
+  assert sorted(read) == sorted(['run.json', 'config.json'] * 8)
+  assert (runs.load(tmp_path / 'runs').table['schedule'] == 'cosine').all()
+
+
+def test_duplicates_in_a_folder_of_runs_are_named_by_run():
+  table = pd.DataFrame({'run': ['a', 'b', 'copy_of_a'], 'N': [1e3, 2e3, 1e3],
+                             'D': [1e5, 1e5, 1e5], 'C': [6e8, 1.2e9, 6e8], 'loss': [3.0, 2.9, 3.0]})
+  groups = points.duplicates(table)
+  assert groups == [[0, 2]] and study._described(table, groups[0]) == 'a = copy_of_a'
+  clustered = points.with_duplicates_clustered(table.assign(cluster=['a', 'b', 'copy_of_a']), groups)
+  assert list(clustered['cluster']) == ['a', 'b', 'a']
+
+
+def test_duplicate_groups_match_a_pairwise_search():
+  """points.duplicates (sorted by N, windowed) against every pair compared, joined by hand."""
+  rng = np.random.default_rng(0)
+  base = pd.DataFrame({k: rng.choice([1.0, 2.0, 3.0], 60) * 10**rng.integers(3, 5, 60)
+                       for k in points.CANONICAL})  # many equal N, some equal (N, D)
+  copies = base.iloc[rng.integers(0, 60, 25)] * (1 + rng.choice([0, 4e-6, 3e-5], (25, 1)))
+  table = pd.concat([base, copies], ignore_index=True)
+  v = table.to_numpy()
+  same = np.array([[np.all(np.abs(a - b) <= 1e-5 * np.maximum(np.abs(a), np.abs(b))) for b in v]
+                   for a in v])
+  label = list(range(len(v)))
+  for _ in range(len(v)):  # propagate the smallest label along every edge until nothing changes
+    label = [min(label[j] for j in np.flatnonzero(same[i])) for i in range(len(v))]
+  want = sorted(sorted(np.flatnonzero(np.array(label) == g).tolist()) for g in set(label)
+                if label.count(g) > 1)
+  assert points.duplicates(table) == want and len(want) > 5

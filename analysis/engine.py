@@ -1,9 +1,10 @@
-"""Grid-started L-BFGS fits of a law to points, and the bootstrap around the best fit.
+"""The one fitting engine: grid-started batched L-BFGS on the Huber objective, and the bootstrap.
 
-The grid fit follows the Chinchilla replication protocol (data/chinchilla/README.md): every start
-runs L-BFGS with scipy's default stopping rules and the best converged end point is kept. That end
-point and every bootstrap resample are then run to a strict stopping rule (no relative-decrease
-test, gradient below STRICT_GTOL): the summed Huber objective is ~1e-3 at the optimum, so scipy's
+Every law fits here (analysis.laws names its parameters, rows and grid). The grid fit follows the
+Chinchilla replication protocol (data/chinchilla/README.md): every start runs L-BFGS with scipy's
+default stopping rules and the best converged end point is kept. That end point and every
+bootstrap resample are then run to a strict stopping rule (no relative-decrease test, gradient
+below STRICT_GTOL): the summed Huber objective is ~1e-3 at the optimum, so scipy's
 relative-decrease test (floored at 1) stops resamples next to their warm start and would shrink
 the bootstrap spread by an order of magnitude.
 
@@ -12,41 +13,51 @@ largest |gradient| there is below lbfgs.GTOL: a fit that stopped on a failed lin
 iteration cap, or ran off to infinity, is never reported as converged.
 
 The bootstrap resamples points, or clusters of points that are not independent (the cooldown
-branches of one WSD trunk share the trunk's training), as multinomial counts. Most resamples are
-warm-started at the full-data fit; a share of them also start cold from the whole grid, so that an
-objective with several basins shows up in the intervals instead of being hidden by the warm start.
+branches of one WSD trunk share the trunk's training; duplicated rows are one measurement), as
+multinomial counts. Most resamples are warm-started at the full-data fit; a share of them also
+start cold from the whole grid, so that an objective with several basins shows up in the
+intervals instead of being hidden by the warm start. `Held` fits some coordinates of a row with
+the others held at given values (a law's part taken from another fit, a constant by convention).
 """
 
 import dataclasses
-import itertools
 
 import numpy as np
+import pandas as pd
 
 from analysis import errors
+from analysis import intervals
 from analysis import lbfgs
 from analysis import laws
 from analysis import objective
 
-GRID_C = np.arange(0, 30, 5.0)  # a, b (log A, log B)
-GRID_E = np.arange(-1, 1.5, 0.5)  # e = log E
-GRID_ALPHA = np.arange(0, 2.5, 0.5)  # alpha, beta
 STRICT_GTOL = 1e-7
 
 
-def grid_starts(law: laws.Law) -> np.ndarray:
-  """The product grid in row layout; 4,500 starts for Chinchilla's law."""
-  K = len(law.variables)
-  axes = [GRID_C] * K + [GRID_E] * int(law.constant) + [GRID_ALPHA] * K
-  return np.array(list(itertools.product(*axes)))
+def problem(law: laws.Law, table: pd.DataFrame, **kw) -> objective.Problem:
+  """The log-space Huber problem of a law on one table of points (its `loss` column)."""
+  logy_P = np.log(np.asarray(table['loss'], float))
+  return objective.Problem(law.residuals(table), logy_P[None], np.ones((1, logy_P.size)), **kw)
 
 
-def problem(law: laws.Law, table: dict[str, np.ndarray], loss: np.ndarray,
-            **kw) -> objective.Problem:
-  """The log-space Huber problem for one table of points (columns named as law.variables)."""
-  logx_KxP = np.stack([np.log(np.asarray(table[v], float)) for v in law.variables])
-  logy_P = np.log(np.asarray(loss, float))
-  return objective.Problem(logx_KxP, logy_P[None], np.ones((1, logy_P.size)), constant=law.constant,
-                           **kw)
+@dataclasses.dataclass(frozen=True)
+class Held:
+  """A problem on the free coordinates of a row; the others stay at x_Q's values."""
+  problem: objective.Problem
+  free_Q: np.ndarray  # bool
+  x_Q: np.ndarray
+
+  def full(self, z_nxF: np.ndarray) -> np.ndarray:
+    x_nxQ = np.repeat(np.asarray(self.x_Q, float)[None], len(z_nxF), 0)
+    x_nxQ[:, self.free_Q] = z_nxF
+    return x_nxQ
+
+  def __call__(self, z_nxF: np.ndarray, rows_n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    f_n, g_nxQ = self.problem(self.full(z_nxF), rows_n)
+    return f_n, g_nxQ[:, self.free_Q]
+
+  def reweighted(self, weight_WxP: np.ndarray) -> 'Held':
+    return dataclasses.replace(self, problem=self.problem.reweighted(weight_WxP))
 
 
 @dataclasses.dataclass
@@ -56,12 +67,12 @@ class Fit:
   converged: bool
 
 
-def refit(prob: objective.Problem, x0_BxQ: np.ndarray) -> lbfgs.Result:
+def refit(prob: lbfgs.Objective, x0_BxQ: np.ndarray) -> lbfgs.Result:
   """Strict L-BFGS from given starts, one per batch row of `prob`."""
   return lbfgs.minimize(prob, x0_BxQ, ftol=0.0, gtol=STRICT_GTOL)
 
 
-def fit(prob: objective.Problem, starts_SxQ: np.ndarray, polish: bool = True) -> Fit:
+def fit(prob: lbfgs.Objective, starts_SxQ: np.ndarray, polish: bool = True) -> Fit:
   """Best of L-BFGS runs (scipy's default stopping rules) from every start; then polished."""
   res = lbfgs.minimize(prob, starts_SxQ)
   ok = res.converged & np.isfinite(res.f)
@@ -78,7 +89,7 @@ def fit(prob: objective.Problem, starts_SxQ: np.ndarray, polish: bool = True) ->
   return Fit(x=x, objective=float(f), converged=converged and stationary(prob, x))
 
 
-def stationary(prob: objective.Problem, x_Q: np.ndarray) -> bool:
+def stationary(prob: lbfgs.Objective, x_Q: np.ndarray) -> bool:
   """A finite point whose largest |gradient| is below L-BFGS's default tolerance."""
   f, g = prob(np.asarray(x_Q, float)[None], np.zeros(1, int))
   return bool(np.isfinite(x_Q).all() and np.isfinite(f[0]) and np.abs(g).max() <= lbfgs.GTOL)
@@ -107,10 +118,9 @@ def replication_weights(n_points: int, n_resamples: int, seed: int = 42) -> np.n
   return np.stack([np.bincount(i, minlength=n_points) for i in idx_RxP]).astype(float)
 
 
-def bootstrap(prob: objective.Problem, x_Q: np.ndarray, weights_RxP: np.ndarray) -> lbfgs.Result:
+def bootstrap(prob, x_Q: np.ndarray, weights_RxP: np.ndarray) -> lbfgs.Result:
   """Refit every resample, warm-started at the full-data fit (all resamples in one batch)."""
-  boot = dataclasses.replace(prob, weight_WxP=weights_RxP)
-  return refit(boot, np.repeat(x_Q[None], len(weights_RxP), 0))
+  return refit(prob.reweighted(weights_RxP), np.repeat(x_Q[None], len(weights_RxP), 0))
 
 
 @dataclasses.dataclass
@@ -128,13 +138,13 @@ class Bootstrap:
             'cold_other_basin_share': float(self.other_basin_R.sum() / n_cold) if n_cold else None}
 
 
-def bootstrap_with_cold_starts(prob: objective.Problem, x_Q: np.ndarray, weights_RxP: np.ndarray,
+def bootstrap_with_cold_starts(prob, x_Q: np.ndarray, weights_RxP: np.ndarray,
                                starts_SxQ: np.ndarray, cold_share: float = 0.1,
                                seed: int = 0, basin_tol: float = 1e-2) -> Bootstrap:
   """`bootstrap`, plus round(cold_share·R) resamples (at least one when the share is > 0) refitted
   from every start of the grid, as the full-data fit was. A cold end point replaces the warm one
   when its objective is lower; it is in another basin when it also lies more than basin_tol from
-  the warm end point in some parameter (the row layout: log coefficients and exponents)."""
+  the warm end point in some coordinate of the row."""
   R = len(weights_RxP)
   warm = bootstrap(prob, x_Q, weights_RxP)
   x, converged = warm.x.copy(), warm.converged & np.isfinite(warm.f)
@@ -143,15 +153,38 @@ def bootstrap_with_cold_starts(prob: objective.Problem, x_Q: np.ndarray, weights
   cold[np.random.default_rng(seed).choice(R, n_cold, replace=False)] = True
   other = np.zeros(R, bool)
   for r in np.flatnonzero(cold):
-    end = fit(dataclasses.replace(prob, weight_WxP=weights_RxP[r:r + 1]), starts_SxQ)
+    end = fit(prob.reweighted(weights_RxP[r:r + 1]), starts_SxQ)
     if end.converged and (not converged[r] or end.objective < warm.f[r]):
       other[r] = np.abs(end.x - warm.x[r]).max() > basin_tol
       x[r], converged[r] = end.x, True
   return Bootstrap(x_RxQ=x, converged_R=converged, cold_R=cold, other_basin_R=other)
 
 
-def summarize(samples: dict[str, np.ndarray]) -> tuple[dict, dict]:
-  """Bootstrap standard error and 95% percentile interval of each named quantity."""
-  stderr = {k: float(np.std(v, ddof=1)) for k, v in samples.items()}
-  ci95 = {k: [float(q) for q in np.percentile(v, [2.5, 97.5])] for k, v in samples.items()}
-  return stderr, ci95
+@dataclasses.dataclass
+class LawFit:
+  """A law fitted to a table: the best row, and the bootstrap around it when one ran."""
+  law: laws.Law
+  best: Fit
+  boot: Bootstrap | None = None
+
+  @property
+  def params(self) -> dict[str, float]:
+    return {k: float(v) for k, v in self.law.named(self.best.x).items()}
+
+  @property
+  def samples(self) -> dict[str, np.ndarray] | None:
+    """Named parameters of the converged resamples; None when too few converged for intervals."""
+    if self.boot is None or not intervals.enough(self.boot.converged_R.sum()):
+      return None
+    return self.law.named(self.boot.x_RxQ[self.boot.converged_R])
+
+
+def fit_law(law: laws.Law, table: pd.DataFrame, weights_RxP: np.ndarray | None = None, *,
+            cold_share: float = 0.0, seed: int = 0) -> LawFit:
+  """The grid fit of a law to a table, then its bootstrap over the given resamples."""
+  prob, starts = problem(law, table), law.starts()
+  best = fit(prob, starts)
+  boot = None
+  if weights_RxP is not None and len(weights_RxP):
+    boot = bootstrap_with_cold_starts(prob, best.x, weights_RxP, starts, cold_share, seed)
+  return LawFit(law, best, boot)
