@@ -13,7 +13,7 @@ by analysis.plan), OUTDIR/backtest.csv with --backtest (fit on C <= C_CUT, relat
 every larger point) and the plots. The command parses, calls the library (analysis.study and the
 modules it names) and writes: everything is computed before anything is written, so bad input
 leaves no half-written folder (analysis.results does the work; analysis.data_constrained for
-that law).
+that law). --law=hparams and --law=critical_batch: analysis.fit_batch_laws lists their flags.
 """
 
 import dataclasses
@@ -24,6 +24,7 @@ import numpy as np
 from analysis import cli
 from analysis import data_constrained
 from analysis import errors
+from analysis import fit_batch_laws
 from analysis import fitjson
 from analysis import isoflop
 from analysis import laws
@@ -38,7 +39,8 @@ def _parser() -> cli.Parser:
   src = p.add_mutually_exclusive_group(required=True)
   src.add_argument('--runs', help='folder of run directories (docs/run-format.md)')
   src.add_argument('--csv', help='table with one row per point')
-  p.add_argument('--law', choices=('chinchilla', 'power', 'data_constrained'), default='chinchilla')
+  p.add_argument('--law', choices=('chinchilla', 'power', 'data_constrained', *fit_batch_laws.LAWS),
+                 default='chinchilla')
   p.add_argument('--loss', help='the loss column (runs: eval_loss; eval_bits_per_byte compares '
                  'tokenizers); same as --columns loss=<col>')
   p.add_argument('--base-fit', help='data_constrained: fit.json of a --law=chinchilla fit whose '
@@ -68,6 +70,7 @@ def _parser() -> cli.Parser:
                  help='also fit on C <= C_CUT and score the prediction of every larger point')
   p.add_argument('--allow-mixed', action='store_true',
                  help='fit runs that mix tasks, datasets or tokenizers (deliberately)')
+  fit_batch_laws.add_arguments(p)
   return p
 
 
@@ -118,6 +121,8 @@ def main(argv: list[str] | None = None) -> None:
   _check_args(args)
   out = pathlib.Path(args.out)
   outdir.check_out(out)
+  if args.law in fit_batch_laws.LAWS:
+    return fit_batch_laws.run(args, out)
   study = _study(args)
   if args.law == 'data_constrained':
     study.check(laws.CHINCHILLA)

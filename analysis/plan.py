@@ -1,7 +1,7 @@
 """Plan a compute-optimal run from a Chinchilla-law fit: size, tokens, FLOPs, time, cost, energy.
 
   python -m analysis.plan --fit=OUTDIR/fit.json (--target-loss=L | --flops=C)
-      --hardware=NAME [--mfu=0.4] [--price-per-hour=X] [--watts=W]
+      --hardware=NAME [--mfu=0.4] [--price-per-hour=X] [--watts=W] [--hparams=HP/fit.json]
 
 NAME is an entry of analysis.hardware.DEVICES (h100, h100-pcie, a100, tpu-v5e, ...), the same
 table that training's MFU reads; the plan uses its dense bfloat16 peak.
@@ -12,6 +12,9 @@ same way. Intervals are 95% percentiles over the bootstrap fits in bootstrap.csv
 (written by `python -m analysis.fit --bootstrap=R`). A fit that did not converge is refused, and
 so is a budget whose compute-optimal model is smaller than any the fit saw; a budget over 1,000x
 beyond the fitted ones is planned with a one-line warning (analysis.allocation.within_reason).
+With --hparams (the fit.json of `analysis.fit --law=hparams`), the plan also gives the learning
+rate, the batch and the steps at its N and D (analysis.hparams_plan), and warns in one line when
+the budget lies over 10x beyond the C that fit saw.
 """
 
 import numpy as np
@@ -21,6 +24,8 @@ from analysis import cli
 from analysis import errors
 from analysis import fitjson
 from analysis import hardware
+from analysis import hparams_json
+from analysis import hparams_plan
 from analysis import intervals
 
 GPT3_MWH = 1287  # GPT-3's training energy as commonly estimated (Patterson et al. 2021)
@@ -46,6 +51,7 @@ def _parser() -> cli.Parser:
   p.add_argument('--mfu', type=float, default=0.4, help='model FLOPs utilisation')
   p.add_argument('--price-per-hour', type=float, help='price of one device-hour')
   p.add_argument('--watts', type=float, help='device power, replacing the table')
+  p.add_argument('--hparams', help='fit.json of analysis.fit --law=hparams: adds LR and batch')
   return p
 
 
@@ -81,6 +87,7 @@ def main(argv: list[str] | None = None) -> None:
   args = _parser().parse_args(argv)
   _check(args)
   fitted = fitjson.read(args.fit)
+  hp = hparams_json.read(args.hparams) if args.hparams else None
   device = hardware.DEVICES[args.hardware]
   kw = dict(mfu=args.mfu, flops=args.flops, target_loss=args.target_loss,
             price_per_hour=args.price_per_hour, watts=args.watts, compute=fitted.compute)
@@ -91,7 +98,11 @@ def main(argv: list[str] | None = None) -> None:
                             'target')
   _budget_check(args, fitted, float(point['FLOPs']))
   boot = allocation.plan(fitted.samples, device, **kw) if fitted.samples else None
+  if hp is not None and (far := hparams_plan.far_warning(hp, float(point['FLOPs']))):
+    cli.warn(far)
   _print(args, device, fitted, point, boot)
+  if hp is not None:
+    print('\n'.join(hparams_plan.lines(hp, point, boot)))
 
 
 if __name__ == '__main__':

@@ -50,6 +50,10 @@ def training_config() -> config_dict.ConfigDict:
   c.budget = 0.0  # the IsoFLOP budget (FLOPs) a sweep sized this run for; 0: none (runspec sets it)
   c.batch_size = 16  # global, across all devices and processes
   c.grad_accum = 1  # microbatches per optimizer step
+  # Log the gradient noise scale B_simple = tr(Σ)/|G|² (McCandlish et al. 2018, App. A) and its two
+  # parts in metrics.jsonl, from the gradients of the microbatches under grad_accum > 1, else of
+  # each data shard (mesh.data x mesh.fsdp > 1); a step with neither is refused. docs/run-format.md
+  c.log_grad_noise_scale = False
   # Compute dtype: auto is bfloat16 on GPU/TPU, float32 on CPU (scaling/precision.py); parameters
   # and optimizer state stay float32. attention: auto | xla | cudnn (cuDNN's fused kernel, GPU) |
   # blocked (causal attention by query blocks, the LM's CPU default).

@@ -12,7 +12,7 @@ from ml_collections import config_dict
 
 from configs import dit as dit_config
 from configs import lm as lm_config
-from scaling import optim, precision, run_identity, sharding
+from scaling import optim, precision, run_identity, sharding, steps
 from scaling.data import spec
 from scaling.errors import ConfigError
 from scaling.models import initialization, layer_stack
@@ -133,6 +133,7 @@ def check_launch(c: config_dict.ConfigDict, n_devices: int, n_processes: int) ->
   """check_fields, then the fit of the mesh and the batch on `n_devices` over `n_processes`."""
   check_fields(c)
   data, fsdp, _ = sharding.mesh_shape(c.mesh, n_devices)
+  steps.noise_scale_groups(c, data * fsdp)  # the noise scale needs a second batch size
   shards = data * fsdp * n_processes // math.gcd(data * fsdp, n_processes)
   if c.batch_size % (shards * c.grad_accum):
     raise ConfigError(f'batch_size: {c.batch_size} is not divisible by data*fsdp*grad_accum = '

@@ -34,6 +34,13 @@ def final_values(rows) -> dict:
   return final
 
 
+def noise_scale(cov_trace: float, true_sq_norm: float) -> float | None:
+  """B_simple = tr(Σ)/|G|² in examples, from the two parts averaged over a log window (a ratio of
+  means, not a mean of ratios: each part is unbiased, their per-step ratio is not); None when the
+  window's |G|² estimate is not positive, as it can be once the noise swamps the gradient."""
+  return cov_trace / true_sq_norm if true_sq_norm > 0 else None
+
+
 class Accounting:
 
   def __init__(self, c, described: dict, mesh: jax.sharding.Mesh):
@@ -87,6 +94,8 @@ class Accounting:
     timed_steps = step - self.timer[0]
     row = self._counts(step) | {'lr': float(self.lr(step - 1))}
     row |= {k: float(np.mean([v[k] for v in values])) for k in values[0]}
+    if 'grad_cov_trace' in row:
+      row['grad_noise_scale'] = noise_scale(row['grad_cov_trace'], row['grad_true_sq_norm'])
     if timed_steps > 0:
       step_time = (now - self.timer[1]) / timed_steps
       tokens_per_s = self.tokens_per_step / step_time

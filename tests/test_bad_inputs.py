@@ -144,6 +144,8 @@ TRAIN = [
     ('max_epochs=inf', ['--config.max_epochs=inf'], 'max_epochs'),
     ('max_epochs=-inf', ['--config.max_epochs=-inf'], 'max_epochs'),
     ('eval windows overlap', ['--config.eval_batches=5000'], 'eval_batches'),
+    ('noise scale with one batch size', ['--config.log_grad_noise_scale=true'],
+     'log_grad_noise_scale'),
 ]
 TRAIN = [(name, [NANO, '--workdir={new}', *argv], field) for name, argv, field in TRAIN] + [
     ('config arg typo', ['--config=configs/lm.py:sise=small', '--workdir={new}'], 'sise'),
@@ -208,6 +210,7 @@ SWEEP_RUNS = [  # one run of nano with these overrides, in a sweep file written 
     ('mesh too big', {'mesh.data': 2, 'mesh.fsdp': 2}, 'mesh'),
     ('unknown field', {'nonexistent': 1}, 'nonexistent'),
     ('n_head', {'model.n_head': 3}, 'model.n_head'),
+    ('noise scale with one batch size', {'log_grad_noise_scale': True}, 'log_grad_noise_scale'),
 ]
 FIT = [
     ('runs missing', ['--runs={new}/runs', '--out={out}'], '--runs'),
