@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench clean device-wheels
 
 $(VENV)/.installed: setup.py
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,12 @@ test: $(VENV)/.installed
 # One JSON line: the train step of the LM shape compared with nanodo and nanoGPT (docs/performance.md).
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks.train_throughput --json
+
+# The pure-Python wheels the device machine's GPU image lacks (benchmarks/device_wheels.txt), for
+# its Python 3.12, into .whl/: carried there, benchmarks/gpu.sh installs them (docs/performance.md).
+device-wheels: $(VENV)/.installed
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
+	    --implementation py --abi none --platform any -d .whl -r benchmarks/device_wheels.txt
 
 clean:
 	rm -rf runs

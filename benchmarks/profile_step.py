@@ -14,7 +14,8 @@ instruction in the compiled HLO, and sorts it by what the instruction computes:
   fused with it; in attention: softmax, mask and RoPE; exp or log outside the model: the loss).
 Shares are of the summed op time. XLA:CPU runs independent ops side by side on the cores, so that
 sum can exceed the step's wall time; where it is less, the rest is the runtime between ops.
-Takes the same flags as benchmarks.train_throughput.
+Takes the same flags as benchmarks.train_throughput. `--from_dir=DIR` tables a trace written
+before by `benchmarks.train_throughput --profile_dir=DIR` (benchmarks/gpu.sh keeps the GPU's).
 """
 
 import collections
@@ -24,7 +25,6 @@ import json
 import os
 import re
 import tempfile
-import time
 
 import jax
 import numpy as np
@@ -36,9 +36,11 @@ from scaling.data import synthetic
 from scaling.tasks import TASKS
 
 _TOP = flags.DEFINE_integer('top', 0, 'also print the N slowest ops')
+_FROM_DIR = flags.DEFINE_string('from_dir', '', 'table this saved trace instead of running a step')
 SCOPES = ('attention', 'mlp', 'norm', 'embed', 'unembed')
-# QK^T and PV in jax.nn.dot_product_attention, and in scaling/models/causal_attention.py
-ATTENTION_EINSUMS = ('BTNH,BSNH', 'BNTS,BSNH', 'bqhk,bshk', 'bhqs,bshk')
+# QK^T and PV in jax.nn.dot_product_attention, and in scaling/models/attention.py (with the key
+# and value gradients of its bf16 backward, scaling/models/matmul.py)
+ATTENTION_EINSUMS = ('BTNH,BSNH', 'BNTS,BSNH', 'bqhk,bshk', 'bhqs,bshk', 'bqhk,bhqs')
 _INSTRUCTION = re.compile(r'^\s*(?:ROOT )?%(\S+) = (\S+) (\w+)\(')
 _COMPUTATION = re.compile(r'^%(\S+) .*\{$')
 _CALLS = re.compile(r'calls=%([\w.\-]+)')
@@ -99,43 +101,49 @@ def profile(c, n_steps: int) -> tuple[dict, float, list]:
   batch = sharding.global_batch(synthetic.batch(c, np.random.default_rng(0)), mesh)
   state = fns.init()
   compiled = fns.train_step.lower(state, batch, 0).compile()
-  instructions, computations = parse_hlo(compiled.as_text())
   for i in range(3):
     state, metrics = compiled(state, batch, i)
   jax.block_until_ready(metrics)
   with tempfile.TemporaryDirectory() as out:
-    with jax.profiler.trace(out, create_perfetto_trace=True):
-      start = time.perf_counter()
-      for i in range(n_steps):
-        state, metrics = compiled(state, batch, i)
-      jax.block_until_ready(metrics)
-      wall = (time.perf_counter() - start) / n_steps
-    trace = glob.glob(os.path.join(out, '**', '*.trace.json.gz'), recursive=True)[0]
-    with gzip.open(trace) as f:
-      events = json.load(f)['traceEvents']
+    train_throughput.trace(compiled, state, [batch], out, n_steps)
+    return rows_of_trace(out)
+
+
+def rows_of_trace(out: str) -> tuple[dict, float, list]:
+  """profile()'s tuple, from a folder that train_throughput.trace wrote."""
+  with open(os.path.join(out, train_throughput.HLO_FILE), encoding='utf-8') as f:
+    instructions, computations = parse_hlo(f.read())
+  with open(os.path.join(out, train_throughput.TRACE_FILE), encoding='utf-8') as f:
+    traced = json.load(f)
+  trace = glob.glob(os.path.join(out, '**', '*.trace.json.gz'), recursive=True)[0]
+  with gzip.open(trace) as f:
+    events = json.load(f)['traceEvents']
   per_op = collections.Counter()
   for e in events:
     if e.get('ph') == 'X' and e.get('name') in instructions:
-      per_op[e['name']] += e['dur'] * 1e-6 / n_steps
+      per_op[e['name']] += e['dur'] * 1e-6 / traced['steps']
   rows = collections.Counter()
   slowest = []
   for op, seconds in per_op.items():
     row = classify(instructions[op], computations)
     rows[row] += seconds
     slowest.append((seconds, op, row))
-  return dict(rows), wall, sorted(slowest, reverse=True)
+  return dict(rows), traced['step_s'], sorted(slowest, reverse=True)
 
 
 def main(argv) -> None:
   del argv
   c = train_throughput._CONFIG.value  # pylint: disable=protected-access
-  rows, wall, slowest = profile(c, train_throughput._STEPS.value)  # pylint: disable=protected-access
+  if _FROM_DIR.value:
+    rows, wall, slowest = rows_of_trace(_FROM_DIR.value)
+  else:
+    rows, wall, slowest = profile(c, train_throughput._STEPS.value)  # pylint: disable=protected-access
   if train_throughput._JSON.value:  # pylint: disable=protected-access
     print(json.dumps({'step_s': wall, 'op_s': sum(rows.values()), 'rows_s': rows}))
     return
   total = sum(rows.values())
-  print(f'{c.task} {c.size}, {c.dtype}, batch {c.batch_size}: {wall * 1e3:.1f} ms per step wall, '
-        f'{total * 1e3:.1f} ms of ops')
+  what = _FROM_DIR.value or f'{c.task} {c.size}, {c.dtype}, batch {c.batch_size}'
+  print(f'{what}: {wall * 1e3:.1f} ms per step wall, {total * 1e3:.1f} ms of ops')
   print(f'{"row":52s} {"ms/step":>9s} {"share":>6s}')
   for row, seconds in sorted(rows.items(), key=lambda kv: -kv[1]):
     print(f'{row:52s} {seconds * 1e3:9.2f} {seconds / total:6.1%}')

@@ -10,6 +10,8 @@ counted per image from the layer shapes.
 - 'chinchilla': 2 × every matmul's multiply-accumulates, plus 3 FLOPs per attention score for the
   softmax, as in Hoffmann et al. 2022, Appendix F.
 Training = forward + backward = 3 × forward, as for the LM.
+For MFU only, MaxText's convention as scaling/flops.py defines it for the LM (matmuls only, no
+softmax): here every matmul, since the DiT has no embedding lookup and masks nothing.
 """
 
 from ml_collections import config_dict
@@ -53,6 +55,11 @@ def dit_train_flops_per_token(m: config_dict.ConfigDict) -> dict[str, float]:
   """Per patch token, so that flops = flops_per_token × tokens as for the LM."""
   forward = dit_forward_flops_per_image(m)
   return {c: 3 * forward[c] / n_tokens(m) for c in CONVENTIONS}
+
+
+def dit_maxtext_train_flops_per_token(m: config_dict.ConfigDict) -> float:
+  """Per patch token: 3 × every matmul of the forward pass (Chinchilla's count less the softmax)."""
+  return 3 * 2 * dit_forward_macs(m) / n_tokens(m)
 
 
 def dit_param_counts(m: config_dict.ConfigDict) -> dict[str, int]:

@@ -9,6 +9,13 @@ Conventions (per token; training = forward + backward = 3 × forward, as both pa
 Causal masking: Chinchilla counts the whole n_ctx × n_ctx score matrix, which is what our model
 computes (it masks, it does not skip). Kaplan's context term is half of the full QKᵀ plus A·V cost
 (4·n_layer·n_ctx·d_attn), i.e. what a kernel that skips the masked half would do.
+
+A third count, for MFU only (never a run's compute budget: run.json keeps the two above), is
+MaxText's (maxtext_utils.calculate_tflops_training_per_device): the weight matmuls, the logits
+(the unembedding, not the embedding lookup), and QKᵀ and A·V halved under the causal mask, no
+softmax. Per token it is Kaplan's count plus the logits' 2·D·V. For the ~350M LM of
+benchmarks/gpu.sh (sequence 2048, vocabulary 32768) Chinchilla's count is 1.22× it, so an MFU
+means little without its convention.
 """
 
 import functools
@@ -54,6 +61,11 @@ def lm_train_flops_per_token(m: config_dict.ConfigDict) -> dict[str, float]:
   return {c: 3 * lm_forward_flops_per_token(m, c) for c in CONVENTIONS}
 
 
+def lm_maxtext_train_flops_per_token(m: config_dict.ConfigDict) -> float:
+  """MaxText's count (module docstring): Kaplan's, plus the logits' 2·D·V, times 3."""
+  return 3 * (lm_forward_flops_per_token(m, 'kaplan') + 2 * m.d_model * m.vocab_size)
+
+
 def table_peak_flops(device_kind: str, dtype: str = 'bfloat16') -> float | None:
   """Dense peak FLOP/s of one chip computing in `dtype`, from the one device table
   (analysis.hardware); None for a chip it does not know."""
@@ -62,9 +74,11 @@ def table_peak_flops(device_kind: str, dtype: str = 'bfloat16') -> float | None:
 
 
 @functools.cache
-def measured_cpu_peak_flops(dtype: str = 'float32', n: int = 1024, reps: int = 10) -> float:
-  """Best matmul FLOP/s of this host, shared by all of its (possibly fake) CPU devices."""
-  x = jnp.ones((n, n), dtype)
+def measured_matmul_flops(dtype: str = 'float32', n: int = 1024, reps: int = 10) -> float:
+  """Best FLOP/s of one n x n x n matmul in `dtype`, summed in float32, on the default device:
+  a CPU host's peak (shared by all of its, possibly fake, CPU devices), or an accelerator's real
+  ceiling at a large n (benchmarks/gpu.sh)."""
+  x = jax.random.normal(jax.random.key(0), (n, n), dtype)  # a GPU multiplies constants faster
   matmul = jax.jit(lambda a, b: jnp.matmul(a, b, preferred_element_type=jnp.float32))
   matmul(x, x).block_until_ready()
   best = float('inf')
@@ -73,6 +87,19 @@ def measured_cpu_peak_flops(dtype: str = 'float32', n: int = 1024, reps: int = 1
     matmul(x, x).block_until_ready()
     best = min(best, time.perf_counter() - start)
   return 2 * n**3 / best
+
+
+# The side of the matmul whose FLOP/s is an accelerator's real ceiling: large enough to saturate it.
+ACCELERATOR_CEILING_N = 8192
+
+
+def matmul_ceiling(device: jax.Device, dtype: str) -> float:
+  """One device's measured matmul FLOP/s in `dtype`: on a CPU the host's peak shared by its
+  devices, as peak_flops_per_device has it; on an accelerator at ACCELERATOR_CEILING_N, the
+  ceiling its table peak is to be compared with."""
+  if device.platform == 'cpu':
+    return measured_matmul_flops(dtype) / jax.local_device_count()
+  return measured_matmul_flops(dtype, ACCELERATOR_CEILING_N)
 
 
 def peak_flops_per_device(device: jax.Device, dtype: str, override: float = 0.0) -> float:
@@ -84,7 +111,7 @@ def peak_flops_per_device(device: jax.Device, dtype: str, override: float = 0.0)
   if peak is not None:
     return peak
   if device.platform == 'cpu':
-    return measured_cpu_peak_flops(dtype) / jax.local_device_count()
+    return matmul_ceiling(device, dtype)
   raise ConfigError(f'peak_flops: no peak FLOP/s known for {device.device_kind!r}; set '
                     f'--config.peak_flops to its dense {dtype} FLOP/s')
 

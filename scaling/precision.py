@@ -5,9 +5,12 @@
   bfloat16 matmul units and XLA:CPU then emulates them (docs/performance.md).
 - `attention`: on a GPU with a 16-bit dtype, cuDNN's fused attention (flash attention: the
   L x L scores never reach memory); on a CPU, the LM's causal attention by query blocks
-  (scaling/models/causal_attention.py: XLA ops that skip the masked scores) from sequences of
-  BLOCKED_MIN_LEN on; elsewhere, and for the DiT's bidirectional attention, XLA's own
-  einsum-softmax-einsum.
+  (scaling/models/attention.py: XLA ops that skip the masked scores) from sequences of
+  BLOCKED_MIN_LEN on; elsewhere, and for the DiT's bidirectional attention, einsum-softmax-einsum
+  in XLA ops.
+In bfloat16 every matmul takes bfloat16 operands and sums in float32, forward and backward
+(scaling/models/matmul.py): XLA:CPU runs those 2-5x faster than float32 on CPUs with AVX512-BF16
+or AMX (docs/performance.md), but most CPUs have neither, so `auto` stays float32 there.
 """
 
 import jax
@@ -44,19 +47,20 @@ def attention_kernel(attention: str, dtype: str, head_dim: int, causal: bool, se
   return 'blocked' if causal and platform == 'cpu' and seq_len >= BLOCKED_MIN_LEN else 'xla'
 
 
-def resolve(c, stored: dict | None = None) -> None:
-  """Replaces `auto` in c.dtype and c.attention by this platform's choice, in place; for a run
-  that already has a config.json (`stored`), by the values it records, so that a resumed run
-  computes as it did even where `auto` has since changed its choice (the CPU's blocked kernel
-  came after runs that recorded `xla`)."""
+def resolve(c, stored: dict | None = None, platform: str | None = None) -> None:
+  """Replaces `auto` in c.dtype and c.attention by the choice of `platform` (default: this
+  host's), in place; for a run that already has a config.json (`stored`), by the values it
+  records, so that a resumed run computes as it did even where `auto` has since changed its
+  choice (the CPU's blocked kernel came after runs that recorded `xla`)."""
   stored = stored or {}
   causal = c.task in CAUSAL_TASKS
   with c.unlocked():
     if c.dtype == 'auto' and stored.get('dtype'):
       c.dtype = stored['dtype']
-    c.dtype = compute_dtype(c.dtype)
+    c.dtype = compute_dtype(c.dtype, platform)
     if c.get('attention', 'auto') == 'auto' and stored.get('attention'):
       c.attention = stored['attention']
     c.attention = attention_kernel(c.get('attention', 'auto'), c.dtype,
                                    c.model.d_model // c.model.n_head, causal=causal,
-                                   seq_len=c.model.seq_len if causal else 0)  # the DiT has none
+                                   seq_len=c.model.seq_len if causal else 0,  # the DiT: none
+                                   platform=platform)

@@ -1,20 +1,29 @@
 """Platform defaults (scaling/precision.py) and the kernels they pick, against the plain path.
 
 Every performance lever kept in the model has a test here that its numerics match the plain
-computation it replaced: the training loss over 10 steps within 1e-5 relative in float32.
+computation it replaced: the training loss over 10 steps within 1e-5 relative in float32. The
+bfloat16 matmuls (scaling/models/matmul.py) are checked against float32 on the same bf16-rounded
+inputs within BF16_RTOL.
 """
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
+from benchmarks import lowering
 from configs import dit, lm
 from scaling import checks, precision, sharding, steps
 from scaling.data import synthetic
 from scaling.errors import ConfigError
-from scaling.models import causal_attention, dense_gelu
+from scaling.models import attention, dense_gelu, matmul
 from scaling.tasks import TASKS
+
+# bfloat16 keeps 8 significant bits: one rounding is off by up to 2^-9 relative. A bf16 product
+# summed in float32 rounds its operands (here already bf16), its output and, in the backward,
+# its cotangent once each; 2^-7 relative (Frobenius norm) allows about four roundings.
+BF16_RTOL = 2**-7
 
 
 @pytest.mark.parametrize('dtype, platform, expected', [
@@ -135,7 +144,8 @@ def test_blocked_causal_attention_is_the_causal_softmax(L, n_blocks, dtype):
   kq, kk, kv, kg = jax.random.split(jax.random.key(1), 4)
   q, k, v = (jax.random.normal(key, (2, L, 3, 8), dtype) for key in (kq, kk, kv))
   g = jax.random.normal(kg, (2, L, 3, 8))
-  blocked = lambda q, k, v: causal_attention.blocked_causal_attention(q, k, v, 0.3, n_blocks)
+  blocked = lambda q, k, v: attention.softmax_attention(q, k, v, 0.3, causal=True,
+                                                        n_blocks=n_blocks)
   plain = lambda q, k, v: plain_attention(q, k, v, scale=0.3, is_causal=True)
   tol = dict(rtol=1e-5, atol=1e-6) if dtype == 'float32' else dict(rtol=1e-2, atol=1e-2)
   np.testing.assert_allclose(blocked(q, k, v).astype(np.float32),
@@ -151,7 +161,7 @@ def test_blocked_causal_attention_skips_three_eighths_of_the_scores():
   per-query terms, which do not shrink, are under 1% at this length and head dim)."""
   q, k, v = (jnp.ones((1, 256, 1, 64)),) * 3
   def cost(n_blocks):
-    f = lambda q, k, v: jnp.sum(causal_attention.blocked_causal_attention(q, k, v, None, n_blocks))
+    f = lambda q, k, v: jnp.sum(attention.softmax_attention(q, k, v, causal=True, n_blocks=n_blocks))
     return jax.jit(jax.value_and_grad(f, argnums=(0, 1, 2))).lower(q, k, v).compile() \
         .cost_analysis()['flops']
   assert cost(4) / cost(1) == pytest.approx(10 / 16, rel=0.01)
@@ -206,3 +216,115 @@ def test_hand_written_mlp_backward_trains_as_autodiff_over_ten_steps(task, monke
   assert len(CALLS) >= c.model.n_layer  # the models traced the autodiff path
   assert len(set(fast)) == 10  # the parameters moved at every step
   np.testing.assert_allclose(fast, plain, rtol=1e-5)
+
+
+def bf16_rounded(key, shape, scale: float = 1.0) -> jax.Array:
+  """float32 values that bfloat16 holds exactly, so that both dtypes start from the same inputs."""
+  return (jax.random.normal(key, shape) * scale).astype(jnp.bfloat16).astype(jnp.float32)
+
+
+def relative_error(got, want) -> float:
+  got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+  return float(np.linalg.norm(got - want) / np.linalg.norm(want))
+
+
+# A projection and its output matmul, the LM's logits and the attention scores (float32 out),
+# PV, and a DiT modulation (summed over one axis only).
+EINSUMS = [('bld,dhk->blhk', (2, 16, 32), (32, 4, 8), None),
+           ('blhk,hkd->bld', (2, 16, 4, 8), (4, 8, 32), None),
+           ('bld,dv->blv', (2, 16, 32), (32, 64), jnp.float32),
+           ('bqhk,bshk->bhqs', (2, 16, 4, 8), (2, 12, 4, 8), jnp.float32),
+           ('bhqs,bshk->bqhk', (2, 4, 16, 12), (2, 12, 4, 8), None),
+           ('bd,dne->bne', (4, 32), (32, 3, 32), None)]
+
+
+@pytest.mark.parametrize('spec, a_shape, b_shape, out_dtype', EINSUMS)
+def test_bf16_einsum_and_its_gradients_are_float32s_within_bf16_rounding(spec, a_shape, b_shape,
+                                                                         out_dtype):
+  """The activation in bf16, the weight float32 (cast inside): values and both gradients against
+  float32's on the same inputs; the weight's gradient comes back float32, unrounded."""
+  ka, kb, kg = jax.random.split(jax.random.key(0), 3)
+  a, b = bf16_rounded(ka, a_shape), bf16_rounded(kb, b_shape, 0.2)
+  g = jax.random.normal(kg, jax.eval_shape(lambda: jnp.einsum(spec, a, b)).shape)
+  bf16 = lambda a, b: matmul.einsum(spec, a, b, jnp.bfloat16, out_dtype)
+  out = bf16(a.astype(jnp.bfloat16), b)
+  assert out.dtype == (out_dtype or jnp.bfloat16)
+  assert relative_error(out.astype(jnp.float32), jnp.einsum(spec, a, b)) < BF16_RTOL
+  got = jax.grad(lambda *x: jnp.sum(bf16(*x).astype(jnp.float32) * g), (0, 1))(
+      a.astype(jnp.bfloat16), b)
+  want = jax.grad(lambda *x: jnp.sum(jnp.einsum(spec, *x) * g), (0, 1))(a, b)
+  assert (got[0].dtype, got[1].dtype) == (jnp.bfloat16, jnp.float32)
+  for got_x, want_x in zip(got, want):
+    assert relative_error(got_x.astype(jnp.float32), want_x) < BF16_RTOL
+
+
+@pytest.mark.parametrize('spec, a_shape, b_shape, out_dtype', EINSUMS[:4])
+def test_float32_einsum_is_jnp_einsum_bit_for_bit(spec, a_shape, b_shape, out_dtype):
+  del out_dtype  # float32 in, float32 out
+  ka, kb = jax.random.split(jax.random.key(1))
+  a, b = jax.random.normal(ka, a_shape), jax.random.normal(kb, b_shape)
+  f32 = lambda a, b: jnp.sum(jnp.sin(matmul.einsum(spec, a, b, jnp.float32)))
+  plain = lambda a, b: jnp.sum(jnp.sin(jnp.einsum(spec, a, b)))
+  assert str(jax.make_jaxpr(jax.grad(f32, (0, 1)))(a, b)) == \
+      str(jax.make_jaxpr(jax.grad(plain, (0, 1)))(a, b))
+
+
+@pytest.mark.parametrize('spec, a_shape, b_shape, out_dtype', EINSUMS)
+def test_bf16_einsum_backward_has_no_float32_matmul_on_a_gpu(spec, a_shape, b_shape, out_dtype):
+  """Autodiff would transpose a bf16 product with a float32 result into products of the float32
+  cotangent, which XLA lowers as float32 x float32 (TF32 on a GPU); the custom VJP casts the
+  cotangent to bf16 first. (On a CPU, XLA:CPU's exceptions are float32: matmul._product.)"""
+  a, b = jnp.ones(a_shape, jnp.bfloat16), jnp.ones(b_shape)
+  step = jax.value_and_grad(lambda a, b: jnp.sum(matmul.einsum(spec, a, b, jnp.bfloat16,
+                                                               out_dtype).astype(jnp.float32)),
+                            (0, 1))
+  text = jax.jit(step).trace(a, b).lower(lowering_platforms=('cuda',)).as_text()
+  dots = lowering.dots_by_dtypes(text)
+  assert dots == {'bf16 x bf16 -> f32': 3}, dots  # the forward and both gradients
+
+
+def test_bf16_logits_backward_matches_float32_within_bf16_rounding():
+  """The LM's loss through float32 logits of a bf16 matmul: the loss is float32's to float32
+  rounding, and the gradients of the final hidden state and of the unembedding, whose float32
+  cotangent the backward casts to bf16, within BF16_RTOL of float32's."""
+  kx, kw, kt = jax.random.split(jax.random.key(2), 3)
+  x, w = bf16_rounded(kx, (4, 32, 64)), bf16_rounded(kw, (64, 256), 0.05)
+  targets = jax.random.randint(kt, (4, 32), 0, 256)
+  loss = lambda x, w, dtype: optax.softmax_cross_entropy_with_integer_labels(
+      matmul.einsum('bld,dv->blv', x, w, dtype, jnp.float32), targets).mean()
+  bf16 = jax.value_and_grad(loss, (0, 1))(x.astype(jnp.bfloat16), w, jnp.bfloat16)
+  f32 = jax.value_and_grad(loss, (0, 1))(x, w, jnp.float32)
+  assert float(bf16[0]) == pytest.approx(float(f32[0]), rel=1e-6)
+  for got, want in zip(bf16[1], f32[1]):
+    assert relative_error(got.astype(jnp.float32), want) < BF16_RTOL
+
+
+@pytest.mark.parametrize('with_bias', [False, True])
+def test_bf16_dense_gelu_matches_float32_within_bf16_rounding(with_bias):
+  kx, kw, kb, kg = jax.random.split(jax.random.key(3), 4)
+  x, w = bf16_rounded(kx, (2, 6, 8)), bf16_rounded(kw, (8, 12), 0.3)
+  args = (x, w) + ((bf16_rounded(kb, (12,)),) if with_bias else ())
+  g = jax.random.normal(kg, (2, 6, 12))
+  loss = lambda *a: jnp.sum(dense_gelu.dense_gelu(*a).astype(jnp.float32) * g)
+  got = jax.grad(loss, range(len(args)))(x.astype(jnp.bfloat16), *args[1:])
+  want = jax.grad(loss, range(len(args)))(*args)
+  for got_x, want_x in zip(got, want):
+    assert relative_error(got_x.astype(jnp.float32), want_x) < BF16_RTOL
+
+
+# Every kernel's products in bf16, run by XLA:CPU (which fails at run time on a bf16 product it
+# cannot run: matmul._product): the causal blocks (30 positions, the last block shorter) with
+# SwiGLU, tied embeddings and mup; XLA's causal attention under scan and remat; the DiT.
+@pytest.mark.parametrize('task, attention_kernel, model', [
+    ('lm', 'blocked', dict(mlp='swiglu', tied_embeddings=True)),
+    ('lm', 'xla', dict(scan_layers=True, remat='dots')),
+    ('diffusion', 'xla', dict(remat='dots'))])
+def test_bf16_trains_as_float32_over_ten_steps(task, attention_kernel, model):
+  c = lm.get_config('size=nano') if task == 'lm' else dit.get_config('size=tiny')
+  c.update(dict(batch_size=8, steps=10, warmup_steps=2, lr=3e-3, attention=attention_kernel))
+  c.model.update(model)
+  if task == 'lm':
+    c.update(dict(seq_len=30, parameterization='mup', base_width=16))
+  f32 = ten_losses(c)
+  c.dtype = 'bfloat16'
+  np.testing.assert_allclose(ten_losses(c), f32, rtol=BF16_RTOL)

@@ -9,7 +9,7 @@ from flax import nnx
 
 from configs import lm
 from scaling import flops
-from scaling.models.transformer import Transformer, rope
+from scaling.models.transformer import Transformer, rope, rope_table
 
 
 def model_cfg(**overrides):
@@ -81,7 +81,7 @@ def test_bfloat16_compute_keeps_float32_params_and_logits():
 
 def test_rope_rotates_pairs_by_position_angle():
   x = jnp.ones((1, 3, 1, 4))  # head dim 4: frequencies 1 and 1e-2
-  out = rope(x)
+  out = rope(x, rope_table(3, 4))
   t = np.arange(3.0)
   for j, freq in enumerate([1.0, 1e-2]):
     np.testing.assert_allclose(out[0, :, 0, j], np.cos(t * freq) - np.sin(t * freq), atol=1e-6)

@@ -2,6 +2,8 @@
 
 Parameters are float32 and carry logical axis names (scaling.sharding maps them to the mesh);
 the forward pass computes in `dtype` and keeps layer norms and the attention softmax in float32.
+Every matmul is scaling/models/matmul.py's: its operands in `dtype`, its sums in float32, forward
+and backward.
 The adaLN modulations and the output projection start at zero, so at init every block is the
 identity and the network outputs zeros.
 """
@@ -14,7 +16,8 @@ from ml_collections import config_dict
 
 from scaling import precision
 from scaling.errors import ConfigError
-from scaling.models import initialization, layer_stack
+from scaling.models import initialization, layer_stack, matmul
+from scaling.models.attention import attention
 from scaling.models.dense_gelu import dense_gelu
 from scaling.models.transformer import param
 
@@ -67,7 +70,7 @@ class Modulation(nnx.Module):
     self.b = param(rngs, b_rule, (n, d), (None, None))
 
   def __call__(self, c_BxD: jax.Array) -> list[jax.Array]:
-    out_BxNxD = jnp.einsum('bd,dne->bne', jax.nn.silu(c_BxD), self.w[...].astype(self.dtype))
+    out_BxNxD = matmul.einsum('bd,dne->bne', jax.nn.silu(c_BxD), self.w[...], self.dtype)
     out_BxNxD = out_BxNxD + self.b[...].astype(self.dtype)
     return [out_BxNxD[:, i] for i in range(out_BxNxD.shape[1])]
 
@@ -88,13 +91,13 @@ class Attention(nnx.Module):
     self.b_o = param(rngs, rules['attn/b_o'], (D,), ('embed',))
 
   def __call__(self, x_BxTxD: jax.Array) -> jax.Array:
-    qkv_Bx3xTxHxK = jnp.einsum('btd,dihk->bithk', x_BxTxD, self.w_qkv[...].astype(self.dtype))
+    qkv_Bx3xTxHxK = matmul.einsum('btd,dihk->bithk', x_BxTxD, self.w_qkv[...], self.dtype)
     qkv_Bx3xTxHxK = qkv_Bx3xTxHxK + self.b_qkv[...].astype(self.dtype)[None, :, None]
     q_BxTxHxK, k_BxTxHxK, v_BxTxHxK = [qkv_Bx3xTxHxK[:, i] for i in range(3)]
-    # Scores and softmax in float32 (jax's XLA path); cuDNN's fused kernel on a GPU in bf16.
-    out_BxTxHxK = jax.nn.dot_product_attention(q_BxTxHxK, k_BxTxHxK, v_BxTxHxK, scale=self.scale,
-                                               implementation=self.kernel)
-    out_BxTxD = jnp.einsum('bthk,hkd->btd', out_BxTxHxK, self.w_o[...].astype(self.dtype))
+    # Scores and softmax in float32 (XLA paths); cuDNN's fused kernel on a GPU in bf16.
+    out_BxTxHxK = attention(q_BxTxHxK, k_BxTxHxK, v_BxTxHxK, self.scale, causal=False,
+                            kernel=self.kernel)
+    out_BxTxD = matmul.einsum('bthk,hkd->btd', out_BxTxHxK, self.w_o[...], self.dtype)
     return out_BxTxD + self.b_o[...].astype(self.dtype)
 
 
@@ -110,9 +113,9 @@ class Mlp(nnx.Module):
     self.b_out = param(rngs, rules['mlp/b_out'], (d,), ('embed',))
 
   def __call__(self, x_BxTxD: jax.Array) -> jax.Array:
-    h_BxTxF = dense_gelu(x_BxTxD, self.w_in[...].astype(self.dtype),
-                         self.b_in[...].astype(self.dtype))
-    return h_BxTxF @ self.w_out[...].astype(self.dtype) + self.b_out[...].astype(self.dtype)
+    h_BxTxF = dense_gelu(x_BxTxD, self.w_in[...], self.b_in[...])
+    out_BxTxD = matmul.einsum('btf,fd->btd', h_BxTxF, self.w_out[...], self.dtype)
+    return out_BxTxD + self.b_out[...].astype(self.dtype)
 
 
 class Block(nnx.Module):
@@ -147,9 +150,9 @@ class Conditioning(nnx.Module):
 
   def __call__(self, t_B: jax.Array, label_B: jax.Array | None, drop_key: jax.Array | None):
     h_BxD = timestep_features(t_B, self.freq_dim).astype(self.dtype)
-    w = lambda p: p[...].astype(self.dtype)
-    h_BxD = jax.nn.silu(h_BxD @ w(self.w_t1) + w(self.b_t1))
-    c_BxD = h_BxD @ w(self.w_t2) + w(self.b_t2)
+    dense = lambda x, p: matmul.einsum('bf,fd->bd', x, p[...], self.dtype)
+    h_BxD = jax.nn.silu(dense(h_BxD, self.w_t1) + self.b_t1[...].astype(self.dtype))
+    c_BxD = dense(h_BxD, self.w_t2) + self.b_t2[...].astype(self.dtype)
     if not self.num_classes:
       return c_BxD
     if label_B is None:
@@ -157,7 +160,7 @@ class Conditioning(nnx.Module):
     if drop_key is not None:  # classifier-free guidance trains the null class on a fraction
       drop_B = jax.random.bernoulli(drop_key, self.label_dropout, label_B.shape)
       label_B = jnp.where(drop_B, self.num_classes, label_B)
-    return c_BxD + self.classes[...].astype(self.dtype)[label_B]
+    return c_BxD + self.classes[...][label_B].astype(self.dtype)  # cast after the gather
 
 
 class DiT(nnx.Module):
@@ -194,18 +197,17 @@ class DiT(nnx.Module):
 
   def __call__(self, z_BxHxWxC: jax.Array, t_B: jax.Array, label_B: jax.Array | None = None,
                *, drop_key: jax.Array | None = None) -> jax.Array:
-    w = lambda p: p[...].astype(self.dtype)
     tokens_BxTxF = self.patchify(z_BxHxWxC.astype(self.dtype))
     # A constant at trace time, so not a parameter.
     pos_TxD = sincos_2d(z_BxHxWxC.shape[1] // self.patch, self.w_patch.shape[1])
-    x_BxTxD = tokens_BxTxF @ w(self.w_patch) + w(self.b_patch) + pos_TxD.astype(self.dtype)
+    x_BxTxD = matmul.einsum('btf,fd->btd', tokens_BxTxF, self.w_patch[...], self.dtype)
+    x_BxTxD = x_BxTxD + self.b_patch[...].astype(self.dtype) + pos_TxD.astype(self.dtype)
     c_BxD = self.cond(t_B, label_B, drop_key)
     x_BxTxD = layer_stack.apply(self.blocks, x_BxTxD, c_BxD, scan=self.scan_layers,
                                    remat=self.remat)
     shift_BxD, scale_BxD = self.final_modulation(c_BxD)
     x_BxTxD = modulate(layer_norm(x_BxTxD), shift_BxD, scale_BxD)
-    out_BxTxF = jnp.einsum('btd,df->btf', x_BxTxD, w(self.w_out),
-                           preferred_element_type=jnp.float32)
+    out_BxTxF = matmul.einsum('btd,df->btf', x_BxTxD, self.w_out[...], self.dtype, jnp.float32)
     if self.output_multiplier is not None:
       out_BxTxF = out_BxTxF * self.output_multiplier
     out_BxTxF = out_BxTxF + self.b_out[...]

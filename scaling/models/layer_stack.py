@@ -12,10 +12,11 @@ but then the optimizer update stays one program per layer and parameter, and its
 still grows with depth.
 
 `model.remat` trades compute for activation memory, per block, as MaxText's `remat_policy` does:
-`none` keeps every activation of the forward pass for the backward, `dots` keeps only the outputs
-of the matmuls that have no batch dimension (the projections and the MLP's; attention's scores,
-softmax, norms and activations are recomputed), `full` keeps only each block's input and
-recomputes the block. The gradients are the same either way (tests/test_layer_stack.py).
+`none` keeps every activation of the forward pass for the backward, `dots` keeps the outputs of
+the matmuls that have no batch dimension (the projections and the MLP's) and attention's output
+(attention's scores, softmax, norms and activations are recomputed, but not the fused kernel or
+PV), `full` keeps only each block's input and recomputes the block. The gradients are the same
+either way (tests/test_layer_stack.py).
 """
 
 from typing import Callable
@@ -23,10 +24,28 @@ from typing import Callable
 import jax
 from flax import nnx
 
+from scaling.models import attention, matmul
+
 LAYERS = 'layers'  # the logical name of the stacked axis (scaling/sharding.py: never sharded)
+# cuDNN's fused attention is a custom VJP whose backward needs the softmax statistics of its
+# forward as well as its output; keeping only the output, remat ran the fused forward twice. Its
+# forward primitive has this name in jax 0.10 and 0.11 (jax/_src/cudnn/
+# fused_attention_stablehlo.py); tests/test_lowering.py counts the forward calls under dots.
+CUDNN_ATTENTION_FORWARD = 'dot_product_attention_fwd_wrapper'
+
+
+def _saves_fused_attention(prim, *_, **__) -> bool:
+  return prim.name == CUDNN_ATTENTION_FORWARD
+
+
+_SAVEABLE = jax.checkpoint_policies
 REMAT = {'none': None,
-         'dots': jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
-         'full': jax.checkpoint_policies.nothing_saveable}
+         # float32 dots are seen as dots; 16-bit ones, inside matmul.py's custom VJP, by name.
+         'dots': _SAVEABLE.save_from_both_policies(
+             _SAVEABLE.save_from_both_policies(_SAVEABLE.dots_with_no_batch_dims_saveable,
+                                               _saves_fused_attention),
+             _SAVEABLE.save_only_these_names(matmul.NO_BATCH_DIMS, attention.ATTENTION_OUT)),
+         'full': _SAVEABLE.nothing_saveable}
 
 
 def make(make_block: Callable[[nnx.Rngs], nnx.Module], n_layer: int, rngs: nnx.Rngs, *,
