@@ -47,10 +47,7 @@ def multipower(lr_T: np.ndarray, t_P: np.ndarray, L0, A, alpha, B, C, beta, gamm
   t_P = np.asarray(t_P)
   terms = loss_drop.drop_terms(lr_T, t_P) if terms is None else terms
   area = lr_area(lr_T)[t_P]
-  with np.errstate(over='ignore'):  # η^(−γ) past 1e308: G is 1, as it is well before
-    x_J = np.exp(-np.multiply(gamma, terms.log_lr_J)) * terms.area_J
-  g_J = -np.expm1(-np.multiply(beta, np.log1p(np.multiply(C, x_J))))  # 1 − (C x + 1)^(−β)
-  return L0 + A * area**-np.asarray(alpha) - B * terms.total(terms.drop_J * g_J)
+  return L0 + A * area**-np.asarray(alpha) - B * terms.drop_sum(C, beta, gamma)
 
 
 def warmup_end(lr_T: np.ndarray) -> int:
